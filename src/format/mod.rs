@@ -5,10 +5,16 @@
 //! reads and returns a [`FormatError`] for bad input; encoders write into a
 //! caller-provided buffer so bytes this code does not model are preserved.
 
+pub mod bitmap;
 pub mod bytes;
 pub mod csum;
 pub mod error;
+pub mod features;
+pub mod group_desc;
 pub mod ids;
+pub mod inode;
+pub(crate) mod record;
+pub mod superblock;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
