@@ -10,6 +10,7 @@ pub mod bytes;
 pub mod csum;
 pub mod error;
 pub mod features;
+pub mod geometry;
 pub mod group_desc;
 pub mod ids;
 pub mod inode;

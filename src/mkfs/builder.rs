@@ -1,0 +1,280 @@
+//! The image builder: owns the plan, the allocator, the target and the
+//! inodes created so far, and at the end writes the inode tables, bitmaps,
+//! group descriptors and every superblock copy.
+//!
+//! Order of work: place group metadata → create special inodes and files
+//! (data and directory blocks are written as they are allocated; inodes are
+//! kept in memory) → [`Builder::finish`] writes the inode tables, then the
+//! bitmaps and descriptors, and the superblocks last, so an interrupted
+//! mkfs leaves no valid-looking superblock over half-written metadata.
+
+use std::collections::BTreeMap;
+
+use super::alloc::Allocator;
+use super::layout::{place_group_metadata, GroupMeta};
+use super::plan::Plan;
+use super::target::Target;
+use crate::format::bitmap;
+use crate::format::group_desc::{
+    set_group_desc_csum, GroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED,
+};
+use crate::format::inode::{set_inode_csum, Inode, Timestamp};
+use crate::format::superblock::{Superblock, SUPERBLOCK_SIZE};
+
+/// Builder state while an image is made.
+pub struct Builder {
+    pub plan: Plan,
+    pub alloc: Allocator,
+    pub metas: Vec<GroupMeta>,
+    pub target: Target,
+    /// Encoded inodes by number, each `inode_size` bytes.
+    inodes: BTreeMap<u32, Vec<u8>>,
+    pub now: Timestamp,
+    /// Blocks of fixed metadata and journal (s_overhead_clusters).
+    overhead_blocks: u64,
+}
+
+impl Builder {
+    /// Places the group metadata and returns a builder ready for inodes.
+    pub fn new(plan: Plan, target: Target, now: i64) -> Result<Self, String> {
+        let mut alloc = Allocator::new(&plan.geo);
+        let metas = place_group_metadata(&plan.geo, plan.flex_size, &mut alloc)?;
+        Ok(Builder {
+            plan,
+            alloc,
+            metas,
+            target,
+            inodes: BTreeMap::new(),
+            now: Timestamp::new(now, 0),
+            overhead_blocks: 0,
+        })
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.plan.geo.block_size
+    }
+
+    pub fn inode_size(&self) -> usize {
+        self.plan.geo.inode_size as usize
+    }
+
+    /// The metadata checksum seed, when metadata_csum is on.
+    pub fn csum_seed(&self) -> Option<u32> {
+        self.plan
+            .features
+            .has_metadata_csum()
+            .then(|| self.plan.sb.csum_seed())
+    }
+
+    /// Writes whole blocks starting at `block`.
+    pub fn write_blocks(&mut self, block: u64, data: &[u8]) -> Result<(), String> {
+        self.target
+            .write_at(data, block * u64::from(self.block_size()))
+    }
+
+    /// Makes `count` blocks from `block` read as zero.
+    pub fn zero_blocks(&mut self, block: u64, count: u64) -> Result<(), String> {
+        let bs = u64::from(self.block_size());
+        self.target.zero_range(block * bs, count * bs)
+    }
+
+    /// Records the current allocation as fixed overhead (call once the
+    /// group metadata and journal are placed).
+    pub fn note_overhead(&mut self) {
+        self.overhead_blocks = self.plan.sb.blocks_count() - self.alloc.free_blocks_total();
+    }
+
+    /// Stores an inode. `tail` is written after the extra fields (the
+    /// in-inode xattr area: magic plus entries), when there is one.
+    pub fn put_inode(&mut self, ino: u32, inode: &Inode, tail: Option<&[u8]>) -> Result<(), String> {
+        let isize = self.inode_size();
+        let mut raw = vec![0u8; isize];
+        inode.encode(&mut raw, isize);
+        if let Some(t) = tail {
+            let start = 128 + usize::from(inode.extra_isize);
+            if start + t.len() > isize {
+                return Err(format!("internal error: in-inode data too large for inode {ino}"));
+            }
+            raw[start..start + t.len()].copy_from_slice(t);
+        }
+        self.inodes.insert(ino, raw);
+        Ok(())
+    }
+
+    /// A fresh inode with mkfs' creation time in every timestamp.
+    pub fn new_inode(&self, mode: u16) -> Inode {
+        let extra = if self.inode_size() > 128 { 32 } else { 0 };
+        let mut i = Inode::new(mode, extra);
+        i.atime = self.now;
+        i.ctime = self.now;
+        i.mtime = self.now;
+        i.crtime = self.now;
+        i
+    }
+
+    /// Writes everything that is still in memory and syncs the target.
+    pub fn finish(mut self) -> Result<Superblock, String> {
+        self.write_inode_tables()?;
+        let descs = self.write_bitmaps_and_descs()?;
+        let sb = self.finish_superblock();
+        self.write_gdt_and_superblocks(&sb, &descs)?;
+        self.target.sync()?;
+        Ok(sb)
+    }
+
+    fn group_has_csum(&self) -> bool {
+        self.plan.features.has_group_csum()
+    }
+
+    fn write_inode_tables(&mut self) -> Result<(), String> {
+        let geo = self.plan.geo.clone();
+        let isize = self.inode_size();
+        let bs = geo.block_size as usize;
+        let seed = self.csum_seed();
+        let inodes_per_block = bs / isize;
+        // Group the inodes by inode table block.
+        let mut by_block: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        for (&ino, raw) in &mut self.inodes {
+            if let Some(s) = seed {
+                set_inode_csum(s, ino, raw, isize);
+            }
+            let (g, idx) = geo.inode_location(ino);
+            let table = self.metas[g as usize].inode_table;
+            let block = table + u64::from(idx) / inodes_per_block as u64;
+            let off = (idx as usize % inodes_per_block) * isize;
+            let buf = by_block.entry(block).or_insert_with(|| vec![0u8; bs]);
+            buf[off..off + isize].copy_from_slice(raw);
+        }
+        for (block, buf) in &by_block {
+            self.write_blocks(*block, buf)?;
+        }
+        // A target that is not known to read as zeros needs explicit zeros
+        // wherever an inode table will be read: every used group's table
+        // (the rest of it), and without group checksums every table.
+        if !self.target.zeroed {
+            for g in 0..geo.groups_count {
+                let used = self.alloc.groups[g as usize].inode_bitmap.is_some();
+                if used || !self.group_has_csum() {
+                    let table = self.metas[g as usize].inode_table;
+                    for b in 0..u64::from(geo.inode_table_blocks) {
+                        if !by_block.contains_key(&(table + b)) {
+                            self.zero_blocks(table + b, 1)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_bitmaps_and_descs(&mut self) -> Result<Vec<GroupDesc>, String> {
+        let geo = self.plan.geo.clone();
+        let seed = self.plan.sb.csum_seed();
+        let csum = self.plan.features.has_metadata_csum();
+        let group_csum = self.group_has_csum();
+        let ipg = geo.inodes_per_group as usize;
+        let bs = geo.block_size as usize;
+        let last = geo.groups_count - 1;
+        let mut descs = Vec::with_capacity(geo.groups_count as usize);
+        for g in 0..geo.groups_count {
+            let meta = self.metas[g as usize];
+            let ga = self.alloc.groups[g as usize].clone();
+            let mut d = GroupDesc {
+                block_bitmap: meta.block_bitmap,
+                inode_bitmap: meta.inode_bitmap,
+                inode_table: meta.inode_table,
+                free_blocks_count: ga.free_blocks,
+                free_inodes_count: ga.free_inodes,
+                used_dirs_count: ga.used_dirs,
+                ..GroupDesc::default()
+            };
+            let block_bm = match &ga.block_bitmap {
+                Some(bm) => bm.clone(),
+                None => self.alloc.initial_block_bitmap(g),
+            };
+            let block_uninit = group_csum && ga.block_bitmap.is_none() && g != last;
+            if block_uninit {
+                d.flags |= BG_BLOCK_UNINIT;
+            } else {
+                self.write_blocks(meta.block_bitmap, &block_bm)?;
+            }
+            let inode_bm = ga.inode_bitmap.clone().unwrap_or_else(|| {
+                let mut bm = vec![0u8; bs];
+                bitmap::set_padding(&mut bm, ipg);
+                bm
+            });
+            if group_csum && ga.inode_bitmap.is_none() {
+                d.flags |= BG_INODE_UNINIT;
+            } else {
+                self.write_blocks(meta.inode_bitmap, &inode_bm)?;
+            }
+            if group_csum {
+                d.itable_unused = geo.inodes_per_group - ga.inodes_high_water;
+                if self.target.zeroed || ga.inode_bitmap.is_some() {
+                    d.flags |= BG_INODE_ZEROED;
+                }
+            }
+            if csum {
+                let cpg = (geo.blocks_per_group / 8) as usize;
+                d.block_bitmap_csum = bitmap::bitmap_csum(seed, &block_bm, cpg);
+                d.inode_bitmap_csum = if ga.inode_bitmap.is_some() {
+                    bitmap::bitmap_csum(seed, &inode_bm, ipg / 8)
+                } else {
+                    0
+                };
+                if geo.desc_size < 64 {
+                    d.block_bitmap_csum &= 0xffff;
+                    d.inode_bitmap_csum &= 0xffff;
+                }
+            }
+            descs.push(d);
+        }
+        Ok(descs)
+    }
+
+    fn finish_superblock(&self) -> Superblock {
+        let mut sb = self.plan.sb.clone();
+        sb.set_free_blocks_count(self.alloc.free_blocks_total());
+        sb.f.free_inodes_count = u32::try_from(self.alloc.free_inodes_total()).unwrap_or(0);
+        sb.f.overhead_clusters = u32::try_from(self.overhead_blocks).unwrap_or(0);
+        sb.f.kbytes_written = self.target.written_bytes() / 1024;
+        sb
+    }
+
+    fn write_gdt_and_superblocks(
+        &mut self,
+        sb: &Superblock,
+        descs: &[GroupDesc],
+    ) -> Result<(), String> {
+        let geo = self.plan.geo.clone();
+        let bs = geo.block_size as usize;
+        let ds = geo.desc_size as usize;
+        let feat = self.plan.features;
+        let seed = sb.csum_seed();
+        let mut gdt = vec![0u8; geo.gdt_blocks as usize * bs];
+        for (g, d) in descs.iter().enumerate() {
+            let slot = &mut gdt[g * ds..(g + 1) * ds];
+            d.encode(slot, ds);
+            set_group_desc_csum(&feat, seed, &sb.f.uuid, g as u32, slot);
+        }
+        // Reserved GDT blocks after the primary and the backups hold the
+        // resize inode's data; they are written by the resize inode code.
+        let mut backups = Vec::new();
+        for g in 0..geo.groups_count {
+            if geo.has_super(g) {
+                backups.push(g);
+            }
+        }
+        for &g in backups.iter().rev() {
+            let (block, byte_off) = geo.superblock_location(g);
+            self.write_blocks(block + 1, &gdt)?;
+            let mut copy = sb.clone();
+            copy.f.block_group_nr = u16::try_from(g).unwrap_or(u16::MAX);
+            let mut buf = [0u8; SUPERBLOCK_SIZE];
+            copy.encode(&mut buf);
+            self.target
+                .write_at(&buf, block * bs as u64 + byte_off as u64)?;
+        }
+        Ok(())
+    }
+}
