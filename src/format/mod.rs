@@ -8,7 +8,9 @@
 pub mod bytes;
 pub mod csum;
 pub mod error;
+pub mod extent;
 pub mod ids;
+pub mod indirect;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
