@@ -5,3 +5,4 @@
 //!   encoded to bytes, with checksums. No I/O, no `unsafe`.
 
 pub mod format;
+pub mod mkfs;

@@ -12,6 +12,8 @@
 //! SSE4.2 where the CPU has it; the raw form is derived from it by inverting
 //! around the call.
 
+use super::ids::InodeNo;
+
 /// ext4's raw crc32c: continue `seed` over `data`, no inversions.
 pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
     !crc32c::crc32c_append(!seed, data)
@@ -20,6 +22,17 @@ pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
 /// The per-filesystem metadata checksum seed derived from the UUID.
 pub fn fs_csum_seed(uuid: &[u8; 16]) -> u32 {
     crc32c(!0, uuid)
+}
+
+/// The per-inode checksum seed: `crc32c(crc32c(fs_seed, ino_le32), generation_le32)`.
+///
+/// It seeds the checksums of the inode itself, of its directory blocks (leaf
+/// tail and htree tail) and of its extent tree blocks.
+pub fn inode_seed(fs_seed: u32, ino: InodeNo, generation: u32) -> u32 {
+    crc32c(
+        crc32c(fs_seed, &ino.0.to_le_bytes()),
+        &generation.to_le_bytes(),
+    )
 }
 
 const fn crc16_table() -> [u16; 256] {

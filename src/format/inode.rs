@@ -32,7 +32,8 @@
 //! reaches i_checksum_hi.
 
 use super::bytes::{join_u64, put_u16, require_len, u16_at};
-use super::csum::crc32c;
+use super::csum::{crc32c, inode_seed};
+use super::ids::InodeNo;
 use super::error::{FormatError, Result};
 use super::record::le_record;
 
@@ -401,15 +402,6 @@ impl Inode {
     }
 }
 
-/// The per-inode checksum seed: crc32c(crc32c(fs_seed, le32 ino), le32 gen).
-/// Inodes, directory blocks, htree blocks and extent blocks all start from it.
-pub fn inode_csum_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
-    crc32c(
-        crc32c(fs_seed, &ino.to_le_bytes()),
-        &generation.to_le_bytes(),
-    )
-}
-
 fn has_csum_hi(raw: &[u8], inode_size: usize) -> bool {
     inode_size > GOOD_OLD_INODE_SIZE && u16_at(raw, 0x80) >= CSUM_HI_EXTRA_END
 }
@@ -417,7 +409,7 @@ fn has_csum_hi(raw: &[u8], inode_size: usize) -> bool {
 /// The full crc32c of an encoded inode (checksum fields treated as zero).
 pub fn inode_csum(fs_seed: u32, ino: u32, raw: &[u8], inode_size: usize) -> u32 {
     let generation = u32::from_le_bytes([raw[0x64], raw[0x65], raw[0x66], raw[0x67]]);
-    let seed = inode_csum_seed(fs_seed, ino, generation);
+    let seed = inode_seed(fs_seed, InodeNo(ino), generation);
     let zero = [0u8; 2];
     let mut c = crc32c(seed, &raw[..CSUM_LO_OFFSET]);
     c = crc32c(c, &zero);
