@@ -7,7 +7,10 @@
 
 pub mod bytes;
 pub mod csum;
+pub mod dir;
+pub mod dx_hash;
 pub mod error;
+pub mod htree;
 pub mod ids;
 
 pub use error::{FormatError, Result};
