@@ -318,7 +318,10 @@ mod tests {
             (DxHashVersion::Tea, DxHashVersion::TeaUnsigned),
         ] {
             assert_eq!(dx_hash(s, b"plain", &seed), dx_hash(u, b"plain", &seed));
-            assert_ne!(dx_hash(s, b"caf\xc3\xa9", &seed), dx_hash(u, b"caf\xc3\xa9", &seed));
+            assert_ne!(
+                dx_hash(s, b"caf\xc3\xa9", &seed),
+                dx_hash(u, b"caf\xc3\xa9", &seed)
+            );
         }
     }
 
@@ -345,7 +348,11 @@ mod tests {
         for i in 0..2000u32 {
             let name = format!("n{i}");
             for v in 0..6 {
-                let (major, _) = dx_hash(DxHashVersion::from_raw(v).unwrap(), name.as_bytes(), &[0; 4]);
+                let (major, _) = dx_hash(
+                    DxHashVersion::from_raw(v).unwrap(),
+                    name.as_bytes(),
+                    &[0; 4],
+                );
                 assert_eq!(major & 1, 0);
                 assert_ne!(major, HTREE_EOF_32BIT << 1);
             }

@@ -12,6 +12,8 @@ pub mod dx_hash;
 pub mod error;
 pub mod htree;
 pub mod ids;
+#[cfg(test)]
+pub(crate) mod test_images;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
