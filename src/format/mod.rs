@@ -8,16 +8,23 @@
 pub mod bitmap;
 pub mod bytes;
 pub mod csum;
+pub mod dir;
+pub mod dx_hash;
 pub mod error;
 pub mod extent;
 pub mod features;
 pub mod geometry;
 pub mod group_desc;
+pub mod htree;
 pub mod ids;
 pub mod indirect;
 pub mod inode;
 pub(crate) mod record;
 pub mod superblock;
+#[cfg(test)]
+pub(crate) mod test_images;
+
+#[cfg(test)]
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
