@@ -76,3 +76,11 @@ impl std::error::Error for FormatError {}
 
 /// Result type of the format layer.
 pub type Result<T> = std::result::Result<T, FormatError>;
+
+/// Lets tools whose errors are plain messages (mkfs) use `?` on format
+/// results.
+impl From<FormatError> for String {
+    fn from(e: FormatError) -> String {
+        e.to_string()
+    }
+}

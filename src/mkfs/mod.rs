@@ -4,10 +4,12 @@
 
 pub mod alloc;
 pub mod builder;
+pub mod filemap;
 pub mod layout;
 pub mod options;
 pub mod plan;
 pub mod random;
+pub mod special;
 pub mod target;
 
 pub use options::{FsType, MkfsOptions};
