@@ -9,6 +9,11 @@ pub mod bytes;
 pub mod csum;
 pub mod error;
 pub mod ids;
+pub mod jbd2;
+pub mod orphan;
+#[cfg(test)]
+mod testutil;
+pub mod xattr;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
