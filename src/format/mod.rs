@@ -19,12 +19,16 @@ pub mod htree;
 pub mod ids;
 pub mod indirect;
 pub mod inode;
+pub mod jbd2;
+pub mod orphan;
 pub(crate) mod record;
 pub mod superblock;
-#[cfg(test)]
-pub(crate) mod test_images;
+pub mod xattr;
 
 #[cfg(test)]
+pub(crate) mod test_images;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};
