@@ -157,7 +157,9 @@ impl KernelMount {
                     mounted: true,
                 });
             }
-            let loop_trouble = out.combined().contains("loop");
+            // util-linux: "failed to setup loop device for ..." or "could
+            // not find any free loop device"; other failures are final.
+            let loop_trouble = out.combined().contains("loop device");
             last = Some(out);
             if !loop_trouble {
                 break;
