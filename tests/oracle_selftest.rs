@@ -523,6 +523,16 @@ fn kernel_mount_is_unmounted_and_removed_even_on_panic() {
     assert!(!mp.exists(), "{} not removed", mp.display());
     assert_e2fsck_clean(img.path());
     assert!(debugfs_r(img.path(), "cat /file").contains("written through the kernel"));
+
+    // A failed mount is an Err with mount's output, and leaves nothing behind.
+    let zeroes = TempImage::new(16 << 20);
+    let start = Instant::now();
+    let err = KernelMount::try_new(zeroes.path(), false, "").expect_err("zeroes are not ext4");
+    assert!(err.contains("mount") && err.contains("dmesg"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "no retry loop on a bad fs"
+    );
 }
 
 #[test]
