@@ -8,6 +8,7 @@ pub mod filemap;
 pub mod layout;
 pub mod options;
 pub mod plan;
+pub mod populate;
 pub mod random;
 pub mod special;
 pub mod target;

@@ -69,6 +69,9 @@ pub struct MkfsOptions {
     pub journal_size_mib: Option<u64>,
     pub root_uid: u32,
     pub root_gid: u32,
+    /// Whether `-E root_owner` was given (with `-d` the root otherwise
+    /// takes the source directory's owner).
+    pub root_owner_set: bool,
     pub blocks_per_group: Option<u32>,
     pub flex_bg_size: Option<u32>,
     /// Creation time (seconds since the epoch); `None` = now.
@@ -92,6 +95,7 @@ impl Default for MkfsOptions {
             journal_size_mib: None,
             root_uid: 0,
             root_gid: 0,
+            root_owner_set: false,
             blocks_per_group: None,
             flex_bg_size: None,
             now: None,

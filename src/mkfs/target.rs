@@ -57,6 +57,25 @@ fn punch_hole(file: &File, len: u64) -> io::Result<()> {
 }
 
 impl Target {
+    /// The size of an existing file or block device, without opening it
+    /// for writing.
+    pub fn current_size(path: &Path) -> Result<u64, String> {
+        let shown = path.display();
+        let meta = std::fs::metadata(path).map_err(|e| {
+            format!("{shown}: {e} (give a size to create an image file, e.g. 64M)")
+        })?;
+        let size = if meta.file_type().is_block_device() {
+            let f = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+            block_device_size(&f).map_err(|e| format!("cannot get size of {shown}: {e}"))?
+        } else {
+            meta.len()
+        };
+        if size == 0 {
+            return Err(format!("{shown} is empty: give a size (e.g. 64M)"));
+        }
+        Ok(size)
+    }
+
     /// Opens (creating if needed) `path`. With `size` the file is grown to
     /// at least that many bytes and the file system covers exactly `size`;
     /// without it the file's or device's current size is used.
