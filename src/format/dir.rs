@@ -40,6 +40,11 @@
 //! ([`inode_csum_seed`]). Index blocks of hashed directories carry a
 //! different checksum (see `htree`).
 //!
+//! In an indexed directory, block 0 (dx_root) and interior dx_node blocks
+//! also parse as record chains, without a tail: "." and a ".." spanning the
+//! rest, or one unused record spanning the block. Tell leaves from index
+//! blocks by walking the index (see `htree`), not by looking at a block.
+//!
 //! Unused space: a record of inode 0 is free space as a whole; a live record
 //! has `rec_len - rec_len_for_name(name_len)` bytes of slack after its name.
 //! Inserting reuses either (the kernel's `ext4_find_dest_de`); removing merges
@@ -614,6 +619,12 @@ pub fn build_linear_dir(
     block_size: usize,
     csum: Option<u32>,
 ) -> Result<Vec<u8>> {
+    if !(1024..=MAX_BLOCK_SIZE).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(FormatError::unsupported(
+            "directory",
+            format!("block size {block_size}"),
+        ));
+    }
     let mut out = vec![0u8; block_size];
     let mut start = 0;
     let mut builder = LeafBuilder::new_first(&mut out[..], csum, self_ino, parent_ino)?;

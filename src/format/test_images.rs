@@ -189,6 +189,11 @@ impl Image {
         super::dx_hash::seed_from_bytes(&sb[0xec..0xfc].try_into().unwrap())
     }
 
+    /// `s_def_hash_version`.
+    pub fn def_hash_version(&self) -> u8 {
+        self.superblock()[0xfc]
+    }
+
     /// True when `s_flags` has EXT2_FLAGS_UNSIGNED_HASH.
     pub fn unsigned_hash(&self) -> bool {
         let sb = self.superblock();
