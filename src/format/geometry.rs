@@ -22,10 +22,15 @@ fn is_power_of(mut n: u32, base: u32) -> bool {
     if n == 0 {
         return false;
     }
-    while n % base == 0 {
+    while n.is_multiple_of(base) {
         n /= base;
     }
     n == 1
+}
+
+/// Whether sparse_super puts a backup in group `g` (> 1): powers of 3, 5, 7.
+pub fn is_sparse_backup_group(g: u32) -> bool {
+    g % 2 == 1 && (is_power_of(g, 3) || is_power_of(g, 5) || is_power_of(g, 7))
 }
 
 /// The geometry questions, answered for one superblock.
@@ -59,9 +64,11 @@ impl Geometry {
         let descs_per_block = (block_size / desc_size.max(1)).max(1);
         let groups_count = sb.groups_count();
         let inode_size = u32::from(sb.inode_size());
-        let inode_table_blocks =
-            u32::try_from((u64::from(sb.f.inodes_per_group) * u64::from(inode_size)).div_ceil(u64::from(block_size)))
-                .unwrap_or(u32::MAX);
+        let inode_table_blocks = u32::try_from(
+            (u64::from(sb.f.inodes_per_group) * u64::from(inode_size))
+                .div_ceil(u64::from(block_size)),
+        )
+        .unwrap_or(u32::MAX);
         Geometry {
             block_size,
             blocks_count: sb.blocks_count(),
@@ -98,10 +105,7 @@ impl Geometry {
         if g <= 1 || !self.sparse_super {
             return true;
         }
-        if g % 2 == 0 {
-            return false;
-        }
-        is_power_of(g, 3) || is_power_of(g, 5) || is_power_of(g, 7)
+        is_sparse_backup_group(g)
     }
 
     /// First block of group `g`.
@@ -202,10 +206,16 @@ mod tests {
     fn powers_are_recognised() {
         let yes = [1, 3, 9, 27, 81, 5, 25, 125, 7, 49, 343];
         for n in yes {
-            assert!(is_power_of(n, 3) || is_power_of(n, 5) || is_power_of(n, 7), "{n}");
+            assert!(
+                is_power_of(n, 3) || is_power_of(n, 5) || is_power_of(n, 7),
+                "{n}"
+            );
         }
         for n in [0, 2, 15, 21, 35, 45, 63] {
-            assert!(!(is_power_of(n, 3) || is_power_of(n, 5) || is_power_of(n, 7)), "{n}");
+            assert!(
+                !(is_power_of(n, 3) || is_power_of(n, 5) || is_power_of(n, 7)),
+                "{n}"
+            );
         }
     }
 }

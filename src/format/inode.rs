@@ -33,8 +33,8 @@
 
 use super::bytes::{join_u64, put_u16, require_len, u16_at};
 use super::csum::{crc32c, inode_seed};
-use super::ids::InodeNo;
 use super::error::{FormatError, Result};
+use super::ids::InodeNo;
 use super::record::le_record;
 
 /// Size of the original ext2 inode.

@@ -293,7 +293,11 @@ impl XattrEntry {
                 format!("value stored in EA inode {}", self.value_inum),
             ));
         }
-        Ok(Xattr::new(self.index, self.name.clone(), self.value.clone()))
+        Ok(Xattr::new(
+            self.index,
+            self.name.clone(),
+            self.value.clone(),
+        ))
     }
 }
 
@@ -479,7 +483,7 @@ fn parse_entries(
 /// `i_extra_isize` is not a multiple of 4 or runs past the inode.
 pub fn ibody_range(inode_size: usize, extra_isize: u16) -> Result<Option<std::ops::Range<usize>>> {
     let start = GOOD_OLD_INODE_SIZE + usize::from(extra_isize);
-    if extra_isize % 4 != 0 || start > inode_size {
+    if !extra_isize.is_multiple_of(4) || start > inode_size {
         return Err(FormatError::corrupt(
             "inode",
             format!("i_extra_isize {extra_isize} invalid for {inode_size}-byte inodes"),
@@ -650,7 +654,13 @@ pub fn block_space_needed(xattrs: &[Xattr]) -> usize {
 /// Writes the entry table at `first` and values packed down from the end of
 /// `area`, value offsets counted from `value_base`. `hashes`: compute
 /// `e_hash` (else 0). The caller has checked the space.
-fn write_entries(area: &mut [u8], first: usize, value_base: usize, xattrs: &[&Xattr], hashes: bool) -> Result<()> {
+fn write_entries(
+    area: &mut [u8],
+    first: usize,
+    value_base: usize,
+    xattrs: &[&Xattr],
+    hashes: bool,
+) -> Result<()> {
     let mut pos = first;
     let mut value_top = area.len();
     for x in xattrs {
@@ -668,9 +678,8 @@ fn write_entries(area: &mut [u8], first: usize, value_base: usize, xattrs: &[&Xa
         if !x.value.is_empty() {
             let vspace = value_space(x.value.len());
             value_top -= vspace;
-            let offs = u16::try_from(value_top - value_base).map_err(|_| {
-                FormatError::unsupported("xattr list", "value offset beyond 65535")
-            })?;
+            let offs = u16::try_from(value_top - value_base)
+                .map_err(|_| FormatError::unsupported("xattr list", "value offset beyond 65535"))?;
             put_u16(&mut area[pos..], E_VALUE_OFFS, offs);
             let slot = &mut area[value_top..value_top + vspace];
             slot.fill(0);
@@ -859,7 +868,10 @@ pub fn encode_disk_acl(entries: &[AclEntry]) -> Result<Vec<u8>> {
     out.extend_from_slice(&ACL_DISK_VERSION.to_le_bytes());
     for e in entries {
         let Some(has_id) = acl_tag_has_id(e.tag) else {
-            return Err(FormatError::corrupt("ACL", format!("unknown tag {:#x}", e.tag)));
+            return Err(FormatError::corrupt(
+                "ACL",
+                format!("unknown tag {:#x}", e.tag),
+            ));
         };
         out.extend_from_slice(&e.tag.to_le_bytes());
         out.extend_from_slice(&e.perm.to_le_bytes());
@@ -881,7 +893,7 @@ pub fn parse_xattr_acl(value: &[u8]) -> Result<Vec<AclEntry>> {
         return Err(FormatError::corrupt(WHAT, format!("version {version}")));
     }
     let body = &value[4..];
-    if body.len() % 8 != 0 || body.len() / 8 > ACL_MAX_ENTRIES {
+    if !body.len().is_multiple_of(8) || body.len() / 8 > ACL_MAX_ENTRIES {
         return Err(FormatError::corrupt(
             WHAT,
             format!("{} bytes of entries", body.len()),
@@ -939,7 +951,10 @@ pub fn validate_acl(entries: &[AclEntry]) -> Result<()> {
     let mut needs_mask = false;
     for e in entries {
         if e.perm & !ACL_PERM_BITS != 0 {
-            return Err(FormatError::corrupt(WHAT, format!("permission bits {:#o}", e.perm)));
+            return Err(FormatError::corrupt(
+                WHAT,
+                format!("permission bits {:#o}", e.perm),
+            ));
         }
         let ok = match e.tag {
             acl_tag::USER_OBJ if state == State::UserObj => {
@@ -948,7 +963,11 @@ pub fn validate_acl(entries: &[AclEntry]) -> Result<()> {
             }
             acl_tag::USER | acl_tag::GROUP => {
                 needs_mask = true;
-                let want = if e.tag == acl_tag::USER { State::User } else { State::Group };
+                let want = if e.tag == acl_tag::USER {
+                    State::User
+                } else {
+                    State::Group
+                };
                 state == want && e.id != ACL_UNDEFINED_ID
             }
             acl_tag::GROUP_OBJ if state == State::User => {
@@ -1032,9 +1051,7 @@ mod tests {
             return None;
         }
         let extra = u16_at(inode, 0x80);
-        ibody_range(inode.len(), extra)
-            .unwrap()
-            .map(|r| &inode[r])
+        ibody_range(inode.len(), extra).unwrap().map(|r| &inode[r])
     }
 
     /// What getfattr would show for a parsed entry (ACLs in xattr form).
@@ -1135,7 +1152,10 @@ mod tests {
         let e = entries.iter().find(|e| e.name == b"\xe9t\xe9\xff").unwrap();
         assert_eq!(e.hash, entry_hash(&e.name, &e.value));
         assert_ne!(e.hash, entry_hash_signed(&e.name, &e.value));
-        assert_eq!(entry_hash(b"ascii", b"v"), entry_hash_signed(b"ascii", b"v"));
+        assert_eq!(
+            entry_hash(b"ascii", b"v"),
+            entry_hash_signed(b"ascii", b"v")
+        );
     }
 
     #[test]
@@ -1150,8 +1170,12 @@ mod tests {
         assert_eq!(e.hash, e.computed_hash);
         assert_ne!(e.hash, e.computed_hash_signed);
         assert!(e.hash_valid(false));
-        verify_block_checksum(tu::sb_csum_seed(&fixture(&format!("{dir}/sb.bin"))), 19, &block)
-            .unwrap();
+        verify_block_checksum(
+            tu::sb_csum_seed(&fixture(&format!("{dir}/sb.bin"))),
+            19,
+            &block,
+        )
+        .unwrap();
 
         // Inode 15 keeps its value in EA inode 16, whose i_atime holds the
         // value hash.

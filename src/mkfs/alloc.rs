@@ -40,7 +40,8 @@ impl Allocator {
     pub fn new(geo: &Geometry) -> Self {
         let groups = (0..geo.groups_count)
             .map(|g| GroupAlloc {
-                free_blocks: geo.blocks_in_group(g) - geo.base_meta_blocks(g).min(geo.blocks_in_group(g)),
+                free_blocks: geo.blocks_in_group(g)
+                    - geo.base_meta_blocks(g).min(geo.blocks_in_group(g)),
                 free_inodes: geo.inodes_per_group,
                 ..GroupAlloc::default()
             })
@@ -244,7 +245,9 @@ mod tests {
 
     fn geo(bytes: u64) -> Geometry {
         let f = resolve_features(FsType::Ext4, &[]).unwrap();
-        plan(&MkfsOptions::default(), f, bytes, [1; 16], [2; 16], 0).unwrap().geo
+        plan(&MkfsOptions::default(), f, bytes, [1; 16], [2; 16], 0)
+            .unwrap()
+            .geo
     }
 
     #[test]

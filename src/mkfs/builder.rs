@@ -86,14 +86,21 @@ impl Builder {
 
     /// Stores an inode. `tail` is written after the extra fields (the
     /// in-inode xattr area: magic plus entries), when there is one.
-    pub fn put_inode(&mut self, ino: u32, inode: &Inode, tail: Option<&[u8]>) -> Result<(), String> {
+    pub fn put_inode(
+        &mut self,
+        ino: u32,
+        inode: &Inode,
+        tail: Option<&[u8]>,
+    ) -> Result<(), String> {
         let isize = self.inode_size();
         let mut raw = vec![0u8; isize];
         inode.encode(&mut raw, isize);
         if let Some(t) = tail {
             let start = 128 + usize::from(inode.extra_isize);
             if start + t.len() > isize {
-                return Err(format!("internal error: in-inode data too large for inode {ino}"));
+                return Err(format!(
+                    "internal error: in-inode data too large for inode {ino}"
+                ));
             }
             raw[start..start + t.len()].copy_from_slice(t);
         }
@@ -265,15 +272,27 @@ impl Builder {
                 backups.push(g);
             }
         }
+        let old_gdt = geo.old_gdt_blocks() as usize * bs;
         for &g in backups.iter().rev() {
             let (block, byte_off) = geo.superblock_location(g);
-            self.write_blocks(block + 1, &gdt)?;
+            if old_gdt > 0 {
+                self.write_blocks(block + 1, &gdt[..old_gdt])?;
+            }
             let mut copy = sb.clone();
             copy.f.block_group_nr = u16::try_from(g).unwrap_or(u16::MAX);
             let mut buf = [0u8; SUPERBLOCK_SIZE];
             copy.encode(&mut buf);
             self.target
                 .write_at(&buf, block * bs as u64 + byte_off as u64)?;
+        }
+        // meta_bg: descriptor block i lives in the first, second and last
+        // group of meta group i, after any superblock copy there.
+        for g in 0..geo.groups_count {
+            if geo.has_meta_bg_desc(g) {
+                let i = (g / geo.descs_per_block) as usize;
+                let at = geo.group_first_block(g) + u64::from(geo.has_super(g));
+                self.write_blocks(at, &gdt[i * bs..(i + 1) * bs])?;
+            }
         }
         Ok(())
     }

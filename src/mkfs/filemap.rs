@@ -65,7 +65,12 @@ pub fn map_runs(
         meta_blocks = tree.tree_blocks();
     } else {
         let per_block = runs.iter().flat_map(|r| {
-            (0..r.len).map(move |i| (LogicalBlock(r.logical + i), PhysBlock(r.phys + u64::from(i))))
+            (0..r.len).map(move |i| {
+                (
+                    LogicalBlock(r.logical + i),
+                    PhysBlock(r.phys + u64::from(i)),
+                )
+            })
         });
         let alloc = &mut b.alloc;
         let map = build_block_map(bs, per_block, |_| -> Result<PhysBlock, String> {

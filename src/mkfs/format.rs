@@ -73,7 +73,10 @@ pub fn make_filesystem(
     progress.done();
     write_reserved_inodes(&mut b)?;
     if b.plan.journal_blocks > 0 {
-        progress.step(&format!("Creating journal ({} blocks)", b.plan.journal_blocks));
+        progress.step(&format!(
+            "Creating journal ({} blocks)",
+            b.plan.journal_blocks
+        ));
         make_journal(&mut b)?;
         progress.done();
     }
@@ -86,7 +89,8 @@ pub fn make_filesystem(
     if opts.source_dir.is_some() {
         progress.step("Copying files into the device");
     }
-    let root_owner = Some((opts.root_uid, opts.root_gid)).filter(|_| opts.source_dir.is_none() || opts.root_owner_set);
+    let root_owner = Some((opts.root_uid, opts.root_gid))
+        .filter(|_| opts.source_dir.is_none() || opts.root_owner_set);
     populate(&mut b, opts.source_dir.as_deref(), root_owner)?;
     if opts.source_dir.is_some() {
         progress.done();

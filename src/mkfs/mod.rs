@@ -5,8 +5,11 @@
 pub mod alloc;
 pub mod builder;
 pub mod filemap;
+pub mod format;
+pub mod journal;
 pub mod layout;
 pub mod options;
+pub mod orphan_file;
 pub mod plan;
 pub mod populate;
 pub mod random;

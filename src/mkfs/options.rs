@@ -161,6 +161,7 @@ const MKFS_SUPPORTED: Features = Features {
         .union(Incompat::EXTENTS)
         .union(Incompat::BIT64)
         .union(Incompat::FLEX_BG)
+        .union(Incompat::META_BG)
         .union(Incompat::CSUM_SEED)
         .union(Incompat::LARGEDIR),
     ro_compat: RoCompat::SPARSE_SUPER
@@ -231,8 +232,7 @@ pub fn resolve_features(fs_type: FsType, edits: &[FeatureEdit]) -> Result<Featur
     if f.compat.contains(Compat::ORPHAN_FILE) && !f.compat.contains(Compat::HAS_JOURNAL) {
         return Err("orphan_file needs has_journal".into());
     }
-    if f.compat.contains(Compat::RESIZE_INODE) && !f.ro_compat.contains(RoCompat::SPARSE_SUPER)
-    {
+    if f.compat.contains(Compat::RESIZE_INODE) && !f.ro_compat.contains(RoCompat::SPARSE_SUPER) {
         return Err("resize_inode needs sparse_super".into());
     }
     Ok(f)
@@ -254,9 +254,7 @@ pub fn parse_size(s: &str, unit: u64) -> Result<u64, String> {
         }
         _ => (s, unit),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size '{s}'"))?;
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
     n.checked_mul(mult)
         .filter(|&v| v > 0)
         .ok_or_else(|| format!("invalid size '{s}'"))
@@ -318,7 +316,9 @@ mod tests {
         assert_eq!(parse_size("100", 4096).unwrap(), 409_600);
         assert!(parse_size("12Q", 1).is_err());
         assert!(parse_size("0", 1).is_err());
-        let u = parse_uuid("1bfeb11e-3e49-46a8-8052-9f20ddefcb17").unwrap().unwrap();
+        let u = parse_uuid("1bfeb11e-3e49-46a8-8052-9f20ddefcb17")
+            .unwrap()
+            .unwrap();
         assert_eq!(u[0], 0x1b);
         assert_eq!(u[15], 0x17);
         assert!(parse_uuid("xyz").is_err());

@@ -13,7 +13,7 @@
 
 use super::options::{MkfsOptions, SizeType};
 use crate::format::features::{Compat, Features, Incompat, RoCompat};
-use crate::format::geometry::Geometry;
+use crate::format::geometry::{is_sparse_backup_group, Geometry};
 use crate::format::superblock::{self, Superblock, SuperblockFields};
 
 /// Inode numbers mkfs assigns to its special files.
@@ -89,7 +89,11 @@ pub fn plan(
     }
     let is_64bit = features.incompat.contains(Incompat::BIT64);
     let mut blocks = device_bytes / u64::from(block_size);
-    let max_blocks = if is_64bit { 1u64 << 48 } else { (1u64 << 32) - 1 };
+    let max_blocks = if is_64bit {
+        1u64 << 48
+    } else {
+        (1u64 << 32) - 1
+    };
     if blocks > max_blocks {
         if !is_64bit {
             return err(format!(
@@ -101,7 +105,7 @@ pub fn plan(
     let first_data_block = u64::from(block_size == 1024);
     let bits_per_block = block_size * 8;
     let mut blocks_per_group = opts.blocks_per_group.unwrap_or(bits_per_block);
-    if blocks_per_group < 256 || blocks_per_group > bits_per_block || blocks_per_group % 8 != 0 {
+    if blocks_per_group < 256 || blocks_per_group > bits_per_block || !blocks_per_group.is_multiple_of(8) {
         return err(format!(
             "blocks per group {blocks_per_group} invalid (256..={bits_per_block}, multiple of 8)"
         ));
@@ -117,7 +121,9 @@ pub fn plan(
         return err(format!("invalid reserved blocks percent {reserved_ratio}"));
     }
     let addr_per_block = block_size / 4;
-    let has_resize = features.compat.contains(Compat::RESIZE_INODE);
+    let mut features = features;
+    let mut meta_bg = features.incompat.contains(Incompat::META_BG);
+    let has_resize = features.compat.contains(Compat::RESIZE_INODE) && !meta_bg;
     let sparse = features.ro_compat.contains(RoCompat::SPARSE_SUPER);
 
     // mke2fs' retry loop: drop a too-small last group, shrink the group
@@ -143,8 +149,18 @@ pub fn plan(
         } else {
             0
         };
-        let mut ipg = u32::try_from(requested_inodes.div_ceil(groups_u64).max(1))
-            .unwrap_or(u32::MAX);
+        // Like mke2fs: when the GDT and its reserve would take more than
+        // three quarters of a group, switch to meta_bg (descriptor blocks
+        // spread over the groups they describe) and drop the resize inode.
+        let (gdt_in_groups, rsv_gdt) = if meta_bg || rsv_gdt + gdt_blocks > blocks_per_group * 3 / 4
+        {
+            meta_bg = true;
+            (0, 0)
+        } else {
+            (gdt_blocks, rsv_gdt)
+        };
+        let mut ipg =
+            u32::try_from(requested_inodes.div_ceil(groups_u64).max(1)).unwrap_or(u32::MAX);
         if ipg > bits_per_block {
             if blocks_per_group >= 256 + 8 && opts.blocks_per_group.is_none() {
                 blocks_per_group -= 8;
@@ -161,17 +177,16 @@ pub fn plan(
         if u64::from(ipg) * u64::from(groups) > u64::from(u32::MAX) {
             return err("too many inodes (more than 2^32)");
         }
-        let overhead_full = 3 + itb + rsv_gdt;
+        let overhead_full = 3 + itb + rsv_gdt + gdt_in_groups.min(1);
         if overhead_full > blocks_per_group {
             return err("too many inodes for the group size");
         }
         // Is the last group big enough for its own metadata?
         let last = groups - 1;
-        let last_has_super =
-            last == 0 || last == 1 || !sparse || is_sparse_backup_group(last);
+        let last_has_super = last == 0 || last == 1 || !sparse || is_sparse_backup_group(last);
         let mut overhead = 2 + itb;
         if last_has_super {
-            overhead += 1 + gdt_blocks + rsv_gdt;
+            overhead += 1 + gdt_in_groups + rsv_gdt;
         }
         let rem = (blocks - first_data_block) % u64::from(blocks_per_group);
         if groups == 1 && rem != 0 && rem < u64::from(overhead) {
@@ -184,6 +199,10 @@ pub fn plan(
         break (groups, ipg, itb, gdt_blocks, rsv_gdt);
     };
     let _ = itb;
+    if meta_bg {
+        features.incompat.insert(Incompat::META_BG);
+        features.compat.remove(Compat::RESIZE_INODE);
+    }
     let inodes_count = ipg * groups;
     if inodes_count < 16 {
         return err("too few inodes");
@@ -211,7 +230,10 @@ pub fn plan(
     f.uuid = uuid;
     let label = opts.label.as_bytes();
     if label.len() > 16 {
-        return err(format!("volume label '{}' is longer than 16 bytes", opts.label));
+        return err(format!(
+            "volume label '{}' is longer than 16 bytes",
+            opts.label
+        ));
     }
     f.volume_name[..label.len()].copy_from_slice(label);
     f.reserved_gdt_blocks = u16::try_from(rsv_gdt).unwrap_or(0);
@@ -282,16 +304,6 @@ pub fn plan(
         journal_blocks,
         orphan_file_blocks,
         flex_size,
-    })
-}
-
-fn is_sparse_backup_group(g: u32) -> bool {
-    [3u32, 5, 7].iter().any(|&base| {
-        let mut n = g;
-        while n % base == 0 {
-            n /= base;
-        }
-        n == 1
     })
 }
 

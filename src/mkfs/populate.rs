@@ -158,15 +158,14 @@ impl Populator {
             }
         }
         let links = 2 + subdirs;
-        dir.inode.links_count = if links >= EXT4_LINK_MAX
-            && b.plan.features.ro_compat.contains(RoCompat::DIR_NLINK)
-        {
-            1
-        } else {
-            u16::try_from(links).map_err(|_| {
-                format!("directory with {subdirs} subdirectories needs the dir_nlink feature")
-            })?
-        };
+        dir.inode.links_count =
+            if links >= EXT4_LINK_MAX && b.plan.features.ro_compat.contains(RoCompat::DIR_NLINK) {
+                1
+            } else {
+                u16::try_from(links).map_err(|_| {
+                    format!("directory with {subdirs} subdirectories needs the dir_nlink feature")
+                })?
+            };
         write_directory(b, &mut dir, &entries)
     }
 
@@ -201,7 +200,10 @@ impl Populator {
         if !ft.is_dir() && meta.nlink() > 1 {
             if let Some(&ino) = self.hardlinks.get(&(meta.dev(), meta.ino())) {
                 if let Some(entry) = self.link_counts.get_mut(&ino) {
-                    entry.2 = entry.2.checked_add(1).ok_or_else(|| format!("{shown}: too many links"))?;
+                    entry.2 = entry
+                        .2
+                        .checked_add(1)
+                        .ok_or_else(|| format!("{shown}: too many links"))?;
                 }
                 return Ok((ino, file_type));
             }
@@ -226,7 +228,8 @@ impl Populator {
         if ft.is_file() {
             copy_file_data(b, ino, &mut inode, path, meta.len())?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(|e| format!("cannot read link {shown}: {e}"))?;
+            let target =
+                fs::read_link(path).map_err(|e| format!("cannot read link {shown}: {e}"))?;
             write_symlink(b, ino, &mut inode, target.as_os_str())?;
         } else if ft.is_char_device() || ft.is_block_device() {
             let rdev = meta.rdev();
@@ -273,11 +276,18 @@ fn read_xattrs(path: &Path) -> Result<Vec<Xattr>, String> {
     let mut out = Vec::new();
     for name in names {
         let value = get_xattr(&cpath, &name).map_err(|e| {
-            format!("cannot read xattr {} of {shown}: {e}", String::from_utf8_lossy(&name))
+            format!(
+                "cannot read xattr {} of {shown}: {e}",
+                String::from_utf8_lossy(&name)
+            )
         })?;
         let value = if name == b"system.posix_acl_access" || name == b"system.posix_acl_default" {
-            xattr::acl_xattr_to_disk(&value)
-                .map_err(|e| format!("{shown}: bad ACL in {}: {e}", String::from_utf8_lossy(&name)))?
+            xattr::acl_xattr_to_disk(&value).map_err(|e| {
+                format!(
+                    "{shown}: bad ACL in {}: {e}",
+                    String::from_utf8_lossy(&name)
+                )
+            })?
         } else {
             value
         };
@@ -307,9 +317,7 @@ fn list_xattrs(path: &CString) -> std::io::Result<Vec<Vec<u8>>> {
         }
         let mut buf = vec![0u8; need as usize];
         // SAFETY: `buf` has `buf.len()` writable bytes.
-        let got = unsafe {
-            libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-        };
+        let got = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if got < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::ERANGE) {
@@ -330,16 +338,20 @@ fn get_xattr(path: &CString, name: &[u8]) -> std::io::Result<Vec<u8>> {
     let cname = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     loop {
         // SAFETY: a size query with a null buffer and length 0.
-        let need = unsafe {
-            libc::lgetxattr(path.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0)
-        };
+        let need =
+            unsafe { libc::lgetxattr(path.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
         if need < 0 {
             return Err(std::io::Error::last_os_error());
         }
         let mut buf = vec![0u8; need as usize];
         // SAFETY: `buf` has `buf.len()` writable bytes.
         let got = unsafe {
-            libc::lgetxattr(path.as_ptr(), cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            libc::lgetxattr(
+                path.as_ptr(),
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         };
         if got < 0 {
             let e = std::io::Error::last_os_error();
@@ -355,7 +367,12 @@ fn get_xattr(path: &CString, name: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Places xattrs (in the inode first, the rest in a block) and stores the
 /// inode.
-fn store_inode(b: &mut Builder, ino: u32, mut inode: Inode, xattrs: &[Xattr]) -> Result<(), String> {
+fn store_inode(
+    b: &mut Builder,
+    ino: u32,
+    mut inode: Inode,
+    xattrs: &[Xattr],
+) -> Result<(), String> {
     if xattrs.is_empty() {
         return b.put_inode(ino, &inode, None);
     }
@@ -373,7 +390,10 @@ fn store_inode(b: &mut Builder, ino: u32, mut inode: Inode, xattrs: &[Xattr]) ->
         let mut block = vec![0u8; bs];
         xattr::encode_block(&placed.block, 1, &mut block)?;
         let goal = b.metas[b.plan.geo.inode_location(ino).0 as usize].inode_table;
-        let blk = b.alloc.alloc_block(Some(goal)).ok_or("file system full (xattr block)")?;
+        let blk = b
+            .alloc
+            .alloc_block(Some(goal))
+            .ok_or("file system full (xattr block)")?;
         if let Some(seed) = b.csum_seed() {
             xattr::set_block_checksum(seed, blk, &mut block)?;
         }
@@ -403,8 +423,13 @@ fn copy_file_data(
     let bs = u64::from(b.block_size());
     inode.size = len;
     let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let segments = data_segments(&file, len).map_err(|e| format!("cannot map holes of {shown}: {e}"))?;
-    let goal = Some(b.plan.geo.group_first_block(b.plan.geo.inode_location(ino).0));
+    let segments =
+        data_segments(&file, len).map_err(|e| format!("cannot map holes of {shown}: {e}"))?;
+    let goal = Some(
+        b.plan
+            .geo
+            .group_first_block(b.plan.geo.inode_location(ino).0),
+    );
     let mut runs: Vec<Run> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     for (start, end) in segments {
@@ -487,7 +512,12 @@ fn data_segments(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-fn write_symlink(b: &mut Builder, ino: u32, inode: &mut Inode, target: &OsStr) -> Result<(), String> {
+fn write_symlink(
+    b: &mut Builder,
+    ino: u32,
+    inode: &mut Inode,
+    target: &OsStr,
+) -> Result<(), String> {
     let bytes = target.as_bytes();
     let bs = b.block_size() as usize;
     inode.size = bytes.len() as u64;
@@ -497,7 +527,10 @@ fn write_symlink(b: &mut Builder, ino: u32, inode: &mut Inode, target: &OsStr) -
         return Ok(());
     }
     if bytes.len() >= bs {
-        return Err(format!("symlink target of {} bytes does not fit in a block", bytes.len()));
+        return Err(format!(
+            "symlink target of {} bytes does not fit in a block",
+            bytes.len()
+        ));
     }
     let runs = alloc_runs(b, None, 0, 1)?;
     let mut data = vec![0u8; bs];
@@ -518,12 +551,20 @@ fn write_directory(b: &mut Builder, dir: &mut PendingDir, entries: &[Entry]) -> 
         .map(|e| NewEntry {
             name: &e.name,
             inode: e.ino,
-            file_type: if with_types { e.file_type } else { FileType::Unknown },
+            file_type: if with_types {
+                e.file_type
+            } else {
+                FileType::Unknown
+            },
         })
         .collect();
     let data = build_linear_dir(dir.ino, dir.parent, &new_entries, bs, seed)?;
     let nblocks = (data.len() / bs) as u64;
-    let goal = Some(b.plan.geo.group_first_block(b.plan.geo.inode_location(dir.ino).0));
+    let goal = Some(
+        b.plan
+            .geo
+            .group_first_block(b.plan.geo.inode_location(dir.ino).0),
+    );
     let runs = alloc_runs(b, goal, 0, nblocks)?;
     write_runs(b, &runs, &data)?;
     let mut inode = dir.inode.clone();

@@ -18,11 +18,11 @@ pub const RESIZE_INO: u32 = 7;
 /// Inode of the journal.
 pub const JOURNAL_INO: u32 = 8;
 
-/// Marks inodes 1..first_ino used and writes the ones nothing else uses as
-/// empty inodes with mkfs' timestamps (so their checksums are valid).
+/// Marks inodes 1..first_ino (but the root, made by populate) used and
+/// writes them as empty inodes with mkfs' timestamps (so their checksums are valid).
 pub fn write_reserved_inodes(b: &mut Builder) -> Result<(), String> {
     let first = b.plan.sb.first_ino();
-    for ino in 1..first {
+    for ino in (1..first).filter(|&i| i != super::populate::ROOT_INO) {
         b.alloc.mark_inode_used(ino, false);
         let mut i = b.new_inode(0);
         i.extra_isize = 0;
@@ -68,7 +68,11 @@ pub fn make_lost_found(b: &mut Builder) -> Result<(), String> {
 }
 
 /// Writes `data` (a whole number of blocks) into the blocks of `runs`.
-pub fn write_runs(b: &mut Builder, runs: &[super::filemap::Run], data: &[u8]) -> Result<(), String> {
+pub fn write_runs(
+    b: &mut Builder,
+    runs: &[super::filemap::Run],
+    data: &[u8],
+) -> Result<(), String> {
     let bs = b.block_size() as usize;
     let mut off = 0;
     for r in runs {
@@ -103,23 +107,31 @@ pub fn make_resize_inode(b: &mut Builder) -> Result<(), String> {
         return Ok(());
     }
     let sb_block = geo.first_data_block;
-    let goal = sb_block + u64::from(geo.gdt_blocks) + u64::from(rsv) + 2 + u64::from(geo.inode_table_blocks);
+    let goal = sb_block
+        + u64::from(geo.gdt_blocks)
+        + u64::from(rsv)
+        + 2
+        + u64::from(geo.inode_table_blocks);
     let dind = b
         .alloc
         .alloc_block(Some(goal))
         .ok_or("file system full (resize inode)")?;
     let mut dind_buf = vec![0u8; bs as usize];
-    let backups: Vec<u32> = (1..geo.groups_count).filter(|&g| geo.has_super(g)).collect();
+    let backups: Vec<u32> = (1..geo.groups_count)
+        .filter(|&g| geo.has_super(g))
+        .collect();
     let mut blocks_used = 1u64;
     for i in 0..rsv {
         let primary = sb_block + 1 + u64::from(geo.gdt_blocks) + u64::from(i);
         let slot = ((geo.gdt_blocks + i) % apb) as usize;
-        let primary32 = u32::try_from(primary).map_err(|_| "resize inode needs 32-bit block numbers")?;
+        let primary32 =
+            u32::try_from(primary).map_err(|_| "resize inode needs 32-bit block numbers")?;
         dind_buf[slot * 4..slot * 4 + 4].copy_from_slice(&primary32.to_le_bytes());
         let mut ind = vec![0u8; bs as usize];
         for (k, &g) in backups.iter().take(apb as usize).enumerate() {
             let backup = primary + u64::from(g) * u64::from(geo.blocks_per_group);
-            let backup32 = u32::try_from(backup).map_err(|_| "resize inode needs 32-bit block numbers")?;
+            let backup32 =
+                u32::try_from(backup).map_err(|_| "resize inode needs 32-bit block numbers")?;
             ind[k * 4..k * 4 + 4].copy_from_slice(&backup32.to_le_bytes());
             blocks_used += 1;
         }

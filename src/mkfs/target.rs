@@ -61,9 +61,8 @@ impl Target {
     /// for writing.
     pub fn current_size(path: &Path) -> Result<u64, String> {
         let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| {
-            format!("{shown}: {e} (give a size to create an image file, e.g. 64M)")
-        })?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("{shown}: {e} (give a size to create an image file, e.g. 64M)"))?;
         let size = if meta.file_type().is_block_device() {
             let f = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
             block_device_size(&f).map_err(|e| format!("cannot get size of {shown}: {e}"))?
@@ -82,7 +81,9 @@ impl Target {
     pub fn open(path: &Path, size: Option<u64>) -> Result<Target, String> {
         let shown = path.display();
         let meta = std::fs::metadata(path).ok();
-        let is_block_device = meta.as_ref().is_some_and(|m| m.file_type().is_block_device());
+        let is_block_device = meta
+            .as_ref()
+            .is_some_and(|m| m.file_type().is_block_device());
         let mut oo = OpenOptions::new();
         oo.read(true).write(true);
         if !is_block_device {
