@@ -117,7 +117,11 @@ pub fn debugfs(img: &Path, write: bool, requests: &str) -> String {
     if write {
         args.push("-w");
     }
-    args.extend(["-f", cmds.to_str().expect("utf-8"), img.to_str().expect("utf-8")]);
+    args.extend([
+        "-f",
+        cmds.to_str().expect("utf-8"),
+        img.to_str().expect("utf-8"),
+    ]);
     run_ok("debugfs", &args)
 }
 
