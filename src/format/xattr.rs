@@ -1842,8 +1842,20 @@ mod tests {
         let mut sources = vec![tiny_ibody()];
         let mut block = vec![0u8; 1024];
         encode_block(&sample(), 1, &mut block).unwrap();
-        let kernel_block = fixture("xattr/k1k-i256/blk1174.bin");
-        for base in [block, kernel_block] {
+        let mut bases = vec![block];
+        for entry in std::fs::read_dir(tu::fixture_path("xattr/k1k-i256")).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("blk")
+            {
+                bases.push(std::fs::read(path).unwrap());
+            }
+        }
+        for base in bases {
             for pos in (0..200).chain(base.len() - 64..base.len()) {
                 for v in [0u8, 1, 0x7F, 0x80, 0xFF] {
                     let mut b = base.clone();
