@@ -56,9 +56,12 @@
 //!
 //! Every entry and its name lies inside the area with room for the
 //! terminator after it; every inline value lies inside the area, after the
-//! terminator of the entry table, and the padded values do not overlap each
-//! other (e2fsck's rule); values held in EA inodes appear only when the
-//! caller says the ea_inode feature is on.
+//! terminator of the entry table, padding included, and the padded values
+//! do not overlap each other (e2fsck's rule); values held in EA inodes
+//! appear only when the caller says the ea_inode feature is on, with a size
+//! of 1..=16 MiB and an inode other than the root (the kernel's
+//! `check_xattrs`; e2fsck 1.47.0 still accepts size 0, see its
+//! f_ea_zero_size test image, which current kernels refuse).
 //!
 //! # POSIX ACLs
 //!
@@ -431,6 +434,13 @@ fn parse_entries(
                     ),
                 ));
             }
+            // The kernel's check_xattrs: not the root inode, a real size.
+            if e.value_inum == 2 {
+                return Err(FormatError::corrupt(
+                    what,
+                    "entry names the root inode as EA inode",
+                ));
+            }
             if e.value_size == 0 || e.value_size > MAX_VALUE_SIZE {
                 return Err(FormatError::corrupt(
                     what,
@@ -448,7 +458,8 @@ fn parse_entries(
             .map_err(|_| FormatError::corrupt(what, "value size does not fit in memory"))?;
         let start = value_base.saturating_add(usize::from(e.value_offs));
         let stop = start.saturating_add(size);
-        if start < table_end || stop > end {
+        // Like the kernel, the padded value must fit as well.
+        if start < table_end || start.saturating_add(pad4(size)) > end {
             return Err(FormatError::corrupt(
                 what,
                 format!(
@@ -459,8 +470,7 @@ fn parse_entries(
         }
         e.value = area[start..stop].to_vec();
         // The hash covers the padded value as stored (padding normally zero).
-        let padded_stop = start.saturating_add(pad4(size)).min(end);
-        let padded = &area[start..padded_stop];
+        let padded = &area[start..start + pad4(size)];
         e.computed_hash = entry_hash(&e.name, padded);
         e.computed_hash_signed = entry_hash_signed(&e.name, padded);
         regions.push((start, start.saturating_add(pad4(size))));
@@ -1786,6 +1796,19 @@ mod tests {
         let mut a = good.clone();
         put_u32(&mut a, first + E_VALUE_SIZE, 40);
         assert!(parse_ibody(&a, false).is_err());
+        // Value fits but its padding does not (the kernel refuses this).
+        let mut a = good.clone();
+        put_u16(&mut a, first + E_VALUE_OFFS, 33);
+        assert!(parse_ibody(&a, false).is_err());
+        // EA inode entries: size 0 or the root inode are refused.
+        let mut a = good.clone();
+        put_u32(&mut a, first + E_VALUE_INUM, 20);
+        assert_eq!(parse_ibody(&a, true).unwrap()[0].value_inum, 20);
+        put_u32(&mut a, first + E_VALUE_SIZE, 0);
+        assert!(parse_ibody(&a, true).is_err());
+        put_u32(&mut a, first + E_VALUE_SIZE, 3);
+        put_u32(&mut a, first + E_VALUE_INUM, 2);
+        assert!(parse_ibody(&a, true).is_err());
         // Name running past the end.
         let mut a = good.clone();
         a[first + E_NAME_LEN] = 200;
