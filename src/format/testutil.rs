@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::bytes::{u16_at, u32_at};
+use super::bytes::u32_at;
 use super::csum::fs_csum_seed;
 
 pub fn fixture_path(rel: &str) -> PathBuf {
@@ -46,10 +46,6 @@ pub fn sb_block_size(sb: &[u8]) -> usize {
     1024 << u32_at(sb, 0x18) // s_log_block_size
 }
 
-pub fn sb_inode_size(sb: &[u8]) -> usize {
-    usize::from(u16_at(sb, 0x58)) // s_inode_size
-}
-
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -61,10 +57,6 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 
     pub fn join(&self, name: &str) -> PathBuf {

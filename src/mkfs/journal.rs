@@ -29,9 +29,8 @@ pub fn make_journal(b: &mut Builder) -> Result<(), String> {
     for r in &runs {
         b.zero_blocks(r.phys, u64::from(r.len))?;
     }
-    let jsb = JournalSuperblock::new_internal(bs, b.plan.journal_blocks, b.plan.sb.f.uuid);
-    let mut first = vec![0u8; bs as usize];
-    jsb.encode(&mut first)?;
+    let jsb = JournalSuperblock::new_internal(bs, b.plan.journal_blocks, b.plan.sb.f.uuid, 0);
+    let first = jsb.to_block()?;
     b.write_blocks(runs[0].phys, &first)?;
 
     let mut inode = b.new_inode(S_IFREG | 0o600);

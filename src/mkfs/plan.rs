@@ -15,6 +15,7 @@ use super::options::{MkfsOptions, SizeType};
 use crate::format::features::{Compat, Features, Incompat, RoCompat};
 use crate::format::geometry::{is_sparse_backup_group, Geometry};
 use crate::format::superblock::{self, Superblock, SuperblockFields};
+use crate::format::{jbd2, orphan};
 
 /// Inode numbers mkfs assigns to its special files.
 pub const LOST_FOUND_INO: u32 = 11;
@@ -31,30 +32,6 @@ pub struct Plan {
     /// Orphan file blocks (0 without orphan_file).
     pub orphan_file_blocks: u32,
     pub flex_size: u32,
-}
-
-fn default_journal_blocks(blocks: u64) -> Option<u32> {
-    Some(match blocks {
-        b if b < 2048 => return None,
-        b if b < 32_768 => 1024,
-        b if b < 256 * 1024 => 4096,
-        b if b < 512 * 1024 => 8192,
-        b if b < 4096 * 1024 => 16_384,
-        b if b < 8192 * 1024 => 32_768,
-        b if b < 16_384 * 1024 => 65_536,
-        b if b < 32_768 * 1024 => 131_072,
-        _ => 262_144,
-    })
-}
-
-fn default_orphan_file_blocks(blocks: u64) -> u32 {
-    if blocks < 128 * 1024 {
-        32
-    } else if blocks < 2 * 1024 * 1024 {
-        u32::try_from(blocks / 4096).unwrap_or(512)
-    } else {
-        512
-    }
 }
 
 /// Everything that can make a size or option combination impossible.
@@ -286,14 +263,14 @@ pub fn plan(
                 }
                 u32::try_from(jb).unwrap_or(0)
             }
-            None => default_journal_blocks(blocks)
+            None => jbd2::default_journal_blocks(blocks)
                 .ok_or("file system too small for a journal (use -O ^has_journal)")?,
         }
     } else {
         0
     };
     let orphan_file_blocks = if features.compat.contains(Compat::ORPHAN_FILE) {
-        default_orphan_file_blocks(blocks)
+        orphan::default_orphan_file_blocks(blocks, block_size, 1)
     } else {
         0
     };
