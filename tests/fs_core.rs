@@ -38,7 +38,8 @@ fn workload(fs: &Fs, extents: bool) {
     fs.release(f.ino).unwrap();
     for i in 0..600 {
         let name = format!("entry-with-a-longish-name-{i:05}");
-        fs.create(d.ino, name.as_bytes(), S_IFREG | 0o600, 0, c).unwrap();
+        fs.create(d.ino, name.as_bytes(), S_IFREG | 0o600, 0, c)
+            .unwrap();
     }
     for i in (0..600).step_by(3) {
         let name = format!("entry-with-a-longish-name-{i:05}");
@@ -76,7 +77,11 @@ fn run_case(fs_type: FsType, extra: &str, bs: Option<u32>) {
     let fs = Fs::mount(&img, MountOptions::default()).unwrap();
     let d = fs.lookup(ROOT, b"dir").unwrap();
     let f = fs.lookup(d.ino, b"file").unwrap();
-    let expected_size = if fs_type == FsType::Ext2 { 5_000_004 } else { 7_000_000 };
+    let expected_size = if fs_type == FsType::Ext2 {
+        5_000_004
+    } else {
+        7_000_000
+    };
     assert_eq!(f.size, expected_size);
     assert_eq!(f.nlink, 2);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -94,8 +99,14 @@ fn run_case(fs_type: FsType, extra: &str, bs: Option<u32>) {
         let m = KernelMount::new(&img, false);
         let content = std::fs::read(m.path().join("dir/file")).unwrap();
         assert_eq!(&content[..300_000], &data[..]);
-        assert_eq!(std::fs::read_link(m.path().join("short")).unwrap(), Path::new("dir/file"));
-        assert_eq!(std::fs::read_dir(m.path().join("dir")).unwrap().count(), 401);
+        assert_eq!(
+            std::fs::read_link(m.path().join("short")).unwrap(),
+            Path::new("dir/file")
+        );
+        assert_eq!(
+            std::fs::read_dir(m.path().join("dir")).unwrap().count(),
+            401
+        );
     }
 }
 

@@ -18,10 +18,14 @@ use super::error::{FsError, FsResult};
 use super::filemap::FileMap;
 use super::inode::InodeState;
 use super::volume::Volume;
-use crate::format::dir::{build_linear_dir, has_csum_tail, live_entries, verify_dir_block_csum, FileType, NewEntry};
+use crate::format::dir::{
+    build_linear_dir, has_csum_tail, live_entries, verify_dir_block_csum, FileType, NewEntry,
+};
 use crate::format::dx_hash::{seed_from_bytes, DxHashVersion};
 use crate::format::features::{Compat, Incompat};
-use crate::format::htree::{build_htree_dir, verify_dx_csum, DxGeometry, DxNode, DxRoot, HtreeParams, INODE_INDEX_FL};
+use crate::format::htree::{
+    build_htree_dir, verify_dx_csum, DxGeometry, DxNode, DxRoot, HtreeParams, INODE_INDEX_FL,
+};
 use crate::format::superblock::FLAG_UNSIGNED_HASH;
 
 /// First cookie of a real entry.
@@ -109,12 +113,17 @@ impl DirState {
 
     /// Entries with a cookie greater than `after`, in cookie order.
     pub fn iter_after(&self, after: u64) -> impl Iterator<Item = (u64, &MemEntry)> {
-        self.entries.range(after.saturating_add(1)..).map(|(&c, e)| (c, e))
+        self.entries
+            .range(after.saturating_add(1)..)
+            .map(|(&c, e)| (c, e))
     }
 
     fn push_loaded(&mut self, name: &[u8], ino: u32, file_type: FileType) {
         if self.by_name.contains_key(name) {
-            log::warn!("duplicate directory entry {:?} ignored", String::from_utf8_lossy(name));
+            log::warn!(
+                "duplicate directory entry {:?} ignored",
+                String::from_utf8_lossy(name)
+            );
             return;
         }
         let c = self.next_cookie;
@@ -145,14 +154,17 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
     let bs = vol.block_size() as u64;
     let nblocks = st.inode.size.div_ceil(bs);
     if nblocks > MAX_DIR_BLOCKS {
-        return Err(FsError::corrupt(format!("directory {ino}: {nblocks} blocks is too large")));
+        return Err(FsError::corrupt(format!(
+            "directory {ino}: {nblocks} blocks is too large"
+        )));
     }
     let seed = st.csum_seed(vol);
     let csum = seed.is_some();
     let mut index_blocks = std::collections::HashSet::new();
     let mut dir = DirState::new(0);
     let block_of = |l: u64| -> FsResult<Option<&[u8]>> {
-        let l32 = u32::try_from(l).map_err(|_| FsError::corrupt(format!("directory {ino} too large")))?;
+        let l32 =
+            u32::try_from(l).map_err(|_| FsError::corrupt(format!("directory {ino} too large")))?;
         match map.lookup(l32) {
             Some((p, false)) => Ok(Some(vol.read_block(p)?)),
             _ => Ok(None),
@@ -160,10 +172,13 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
     };
     if st.inode.has_flag(INODE_INDEX_FL) && vol.feat.compat.contains(Compat::DIR_INDEX) {
         let geom = dx_geometry(vol);
-        let root_blk = block_of(0)?.ok_or_else(|| FsError::corrupt(format!("directory {ino}: htree root missing")))?;
-        let root = DxRoot::parse(root_blk, &geom).map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
+        let root_blk = block_of(0)?
+            .ok_or_else(|| FsError::corrupt(format!("directory {ino}: htree root missing")))?;
+        let root = DxRoot::parse(root_blk, &geom)
+            .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
         if let Some(s) = seed {
-            verify_dx_csum(root_blk, s).map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
+            verify_dx_csum(root_blk, s)
+                .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
         }
         dir.parent = root.dotdot_inode;
         index_blocks.insert(0u64);
@@ -174,12 +189,18 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
                 for b in level {
                     let l = u64::from(b);
                     if l >= nblocks || !index_blocks.insert(l) {
-                        return Err(FsError::corrupt(format!("directory {ino}: bad htree node block {b}")));
+                        return Err(FsError::corrupt(format!(
+                            "directory {ino}: bad htree node block {b}"
+                        )));
                     }
-                    let blk = block_of(l)?.ok_or_else(|| FsError::corrupt(format!("directory {ino}: htree node {b} missing")))?;
-                    let node = DxNode::parse(blk, &geom).map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
+                    let blk = block_of(l)?.ok_or_else(|| {
+                        FsError::corrupt(format!("directory {ino}: htree node {b} missing"))
+                    })?;
+                    let node = DxNode::parse(blk, &geom)
+                        .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
                     if let Some(s) = seed {
-                        verify_dx_csum(blk, s).map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
+                        verify_dx_csum(blk, s)
+                            .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
                     }
                     next.extend(node.entries.iter().map(|e| e.block));
                 }
@@ -194,7 +215,8 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
         let Some(blk) = block_of(l)? else { continue };
         let tail = csum && has_csum_tail(blk);
         if let (Some(s), true) = (seed, tail) {
-            verify_dir_block_csum(blk, s).map_err(|e| FsError::corrupt(format!("directory {ino} block {l}: {e}")))?;
+            verify_dir_block_csum(blk, s)
+                .map_err(|e| FsError::corrupt(format!("directory {ino} block {l}: {e}")))?;
         }
         for e in live_entries(blk, tail) {
             let e = e.map_err(|e| FsError::corrupt(format!("directory {ino} block {l}: {e}")))?;
@@ -206,7 +228,10 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
                 continue;
             }
             if e.inode > vol.sb.f.inodes_count {
-                return Err(FsError::corrupt(format!("directory {ino}: entry points to inode {}", e.inode)));
+                return Err(FsError::corrupt(format!(
+                    "directory {ino}: entry points to inode {}",
+                    e.inode
+                )));
             }
             dir.push_loaded(e.name, e.inode, e.file_type().unwrap_or(FileType::Unknown));
         }
@@ -217,7 +242,9 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
 /// Lays the directory out again and writes its blocks, resizing its block
 /// mapping to match.
 pub fn write_back_dir(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
-    let Some(dir) = st.dir.as_ref() else { return Ok(()) };
+    let Some(dir) = st.dir.as_ref() else {
+        return Ok(());
+    };
     if !dir.dirty {
         return Ok(());
     }
@@ -230,7 +257,11 @@ pub fn write_back_dir(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
         .map(|e| NewEntry {
             name: &e.name,
             inode: e.ino,
-            file_type: if with_types { e.file_type } else { FileType::Unknown },
+            file_type: if with_types {
+                e.file_type
+            } else {
+                FileType::Unknown
+            },
         })
         .collect();
     let mut data = build_linear_dir(st.ino, dir.parent, &entries, bs, seed)?;
@@ -249,7 +280,10 @@ pub fn write_back_dir(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
     }
     let nblocks = (data.len() / bs) as u32;
     let goal = vol.geo.group_first_block(vol.geo.inode_location(st.ino).0);
-    let map = st.map.as_mut().ok_or_else(|| FsError::corrupt("directory without a block map"))?;
+    let map = st
+        .map
+        .as_mut()
+        .ok_or_else(|| FsError::corrupt("directory without a block map"))?;
     // Drop blocks past the new end, then map any missing ones.
     let end = map.end();
     if end > u64::from(nblocks) {

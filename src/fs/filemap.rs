@@ -67,7 +67,11 @@ impl FileMap {
     pub fn extent_at(&self, lblk: u32, max: u32) -> (Option<u64>, bool, u32) {
         if let Some((start, r)) = self.find(lblk) {
             let off = lblk - start;
-            return (Some(r.phys + u64::from(off)), r.unwritten, (r.len - off).min(max));
+            return (
+                Some(r.phys + u64::from(off)),
+                r.unwritten,
+                (r.len - off).min(max),
+            );
         }
         let next = self
             .runs
@@ -86,7 +90,9 @@ impl FileMap {
         let starts: Vec<u32> = self
             .runs
             .range(..)
-            .filter(|(&s, r)| u64::from(s) < end && u64::from(s) + u64::from(r.len) > u64::from(lblk))
+            .filter(|(&s, r)| {
+                u64::from(s) < end && u64::from(s) + u64::from(r.len) > u64::from(lblk)
+            })
             .map(|(&s, _)| s)
             .collect();
         for s in starts {
@@ -114,7 +120,10 @@ impl FileMap {
                     },
                 );
             }
-            freed.push((r.phys + (cut_start - u64::from(s)), (cut_end - cut_start) as u32));
+            freed.push((
+                r.phys + (cut_start - u64::from(s)),
+                (cut_end - cut_start) as u32,
+            ));
         }
         if !freed.is_empty() {
             self.dirty = true;

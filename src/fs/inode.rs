@@ -12,7 +12,9 @@ use super::error::{FsError, FsResult};
 use super::filemap::{FileMap, MapKind};
 use super::volume::Volume;
 use crate::format::csum::inode_seed;
-use crate::format::extent::{build_extent_tree, walk_extent_tree, Extent, MAX_INIT_EXTENT_LEN, MAX_UNWRITTEN_EXTENT_LEN};
+use crate::format::extent::{
+    build_extent_tree, walk_extent_tree, Extent, MAX_INIT_EXTENT_LEN, MAX_UNWRITTEN_EXTENT_LEN,
+};
 use crate::format::indirect::{build_block_map, parse_i_block, walk_block_map};
 use crate::format::inode::{flags, set_inode_csum, verify_inode_csum, Inode};
 use crate::format::xattr::Xattr;
@@ -61,7 +63,12 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
     let isize = vol.geo.inode_size as usize;
     let block = vol.read_block(blk)?;
     let raw = &block[off..off + isize];
-    if let Some(seed) = vol.sb.features().has_metadata_csum().then(|| vol.sb.csum_seed()) {
+    if let Some(seed) = vol
+        .sb
+        .features()
+        .has_metadata_csum()
+        .then(|| vol.sb.csum_seed())
+    {
         let all_zero = raw.iter().all(|&b| b == 0);
         if !all_zero && !verify_inode_csum(seed, ino, raw, isize) {
             return Err(FsError::corrupt(format!("inode {ino}: checksum mismatch")));
@@ -113,14 +120,19 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
         m.meta_blocks = walk.tree_blocks.iter().map(|b| b.0).collect();
         Ok(m)
     } else if st.inode.has_flag(flags::INLINE_DATA) {
-        Err(FsError::new(libc::EOPNOTSUPP, format!("inode {}: inline data has no block map", st.ino)))
+        Err(FsError::new(
+            libc::EOPNOTSUPP,
+            format!("inode {}: inline data has no block map", st.ino),
+        ))
     } else {
         let ptrs = parse_i_block(&st.inode.block)?;
         let walk = walk_block_map(&ptrs, bs, count, read).map_err(|e| annotate(e, st.ino))?;
         let mut m = FileMap::new(MapKind::BlockMap);
         for (l, p) in walk.data {
             if let Some((s, r)) = m.runs.iter_mut().next_back() {
-                if u64::from(*s) + u64::from(r.len) == u64::from(l.0) && r.phys + u64::from(r.len) == p.0 {
+                if u64::from(*s) + u64::from(r.len) == u64::from(l.0)
+                    && r.phys + u64::from(r.len) == p.0
+                {
                     r.len += 1;
                     continue;
                 }
@@ -171,7 +183,11 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
         MapKind::Extents => {
             let mut extents = Vec::new();
             for (&l, r) in &map.runs {
-                let max = if r.unwritten { MAX_UNWRITTEN_EXTENT_LEN } else { MAX_INIT_EXTENT_LEN };
+                let max = if r.unwritten {
+                    MAX_UNWRITTEN_EXTENT_LEN
+                } else {
+                    MAX_INIT_EXTENT_LEN
+                };
                 let mut done = 0u32;
                 while done < r.len {
                     let n = (r.len - done).min(u32::from(max));
@@ -199,7 +215,9 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
             let per_block: Vec<(LogicalBlock, PhysBlock)> = map
                 .runs
                 .iter()
-                .flat_map(|(&l, r)| (0..r.len).map(move |i| (LogicalBlock(l + i), PhysBlock(r.phys + u64::from(i)))))
+                .flat_map(|(&l, r)| {
+                    (0..r.len).map(move |i| (LogicalBlock(l + i), PhysBlock(r.phys + u64::from(i))))
+                })
                 .collect();
             let built = build_block_map(bs, per_block, |_| -> FsResult<PhysBlock> {
                 let (b, _) = vol.alloc_blocks(goal, 1)?;
@@ -240,7 +258,11 @@ pub fn store_inode(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
     let block = vol.write_block(blk, BlockKind::Meta)?;
     let raw = &mut block[off..off + isize];
     st.inode.encode(raw, isize);
-    let tail_start = if isize > 128 { 128 + usize::from(st.inode.extra_isize) } else { isize };
+    let tail_start = if isize > 128 {
+        128 + usize::from(st.inode.extra_isize)
+    } else {
+        isize
+    };
     let n = st.tail.len().min(isize - tail_start);
     raw[tail_start..tail_start + n].copy_from_slice(&st.tail[..n]);
     raw[tail_start + n..].fill(0);
@@ -254,7 +276,11 @@ pub fn store_inode(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
 /// Whether a symlink keeps its target in `i_block` (the kernel's rule: no
 /// data blocks besides a possible xattr block).
 pub fn is_fast_symlink(inode: &Inode, block_size: u32) -> bool {
-    let ea = if inode.file_acl != 0 { u64::from(block_size / 512) } else { 0 };
+    let ea = if inode.file_acl != 0 {
+        u64::from(block_size / 512)
+    } else {
+        0
+    };
     inode.is_symlink()
         && !inode.has_flag(flags::INLINE_DATA)
         && inode.blocks_512(block_size).saturating_sub(ea) == 0

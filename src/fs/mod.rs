@@ -24,7 +24,7 @@ pub mod error;
 pub mod filemap;
 pub mod inode;
 mod mount;
-mod ops_attr;
+pub mod ops_attr;
 mod ops_file;
 mod ops_names;
 mod ops_xattr;
@@ -150,7 +150,10 @@ impl State {
         if !self.inodes.contains_key(&ino) {
             let st = load_inode(&self.vol, ino)?;
             if st.inode.links_count == 0 && st.inode.mode == 0 {
-                return Err(FsError::new(libc::ENOENT, format!("inode {ino} is not in use")));
+                return Err(FsError::new(
+                    libc::ENOENT,
+                    format!("inode {ino} is not in use"),
+                ));
             }
             self.inodes.insert(ino, st);
         }
@@ -194,7 +197,10 @@ impl State {
 
     /// A fresh generation number for a new inode.
     pub fn next_generation(&mut self) -> u32 {
-        self.next_generation = self.next_generation.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        self.next_generation = self
+            .next_generation
+            .wrapping_mul(1_103_515_245)
+            .wrapping_add(12345);
         self.next_generation
     }
 
@@ -295,12 +301,19 @@ impl State {
     pub fn attr_of(&self, st: &InodeState) -> Attr {
         let i = &st.inode;
         let bs = self.vol.geo.block_size;
-        let (major, minor) = if matches!(i.file_type(), crate::format::inode::S_IFCHR | crate::format::inode::S_IFBLK) {
+        let (major, minor) = if matches!(
+            i.file_type(),
+            crate::format::inode::S_IFCHR | crate::format::inode::S_IFBLK
+        ) {
             i.device_number()
         } else {
             (0, 0)
         };
-        let nlink = if i.is_dir() && i.links_count == 1 { 1 } else { u32::from(i.links_count) };
+        let nlink = if i.is_dir() && i.links_count == 1 {
+            1
+        } else {
+            u32::from(i.links_count)
+        };
         Attr {
             ino: st.ino,
             size: i.size,

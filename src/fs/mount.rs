@@ -52,9 +52,14 @@ impl Fs {
     pub fn mount(path: &Path, opts: MountOptions) -> FsResult<Fs> {
         let mut opts = opts;
         let shown = path.display();
-        let probe = Image::open(path, false)
-            .map_err(|e| FsError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("{shown}: {e}")))?;
-        let vol = Volume::load(probe, true).map_err(|e| FsError::new(e.errno, format!("{shown}: {}", e.detail)))?;
+        let probe = Image::open(path, false).map_err(|e| {
+            FsError::new(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("{shown}: {e}"),
+            )
+        })?;
+        let vol = Volume::load(probe, true)
+            .map_err(|e| FsError::new(e.errno, format!("{shown}: {}", e.detail)))?;
         let feat = vol.feat;
         let unknown = feat.unknown_incompat();
         if !unknown.is_empty() {
@@ -96,8 +101,12 @@ impl Fs {
             log::warn!("{shown}: not cleanly unmounted; consider running e2fsck");
         }
         drop(vol);
-        let img = Image::open(path, !opts.read_only)
-            .map_err(|e| FsError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("{shown}: {e}")))?;
+        let img = Image::open(path, !opts.read_only).map_err(|e| {
+            FsError::new(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("{shown}: {e}"),
+            )
+        })?;
         let vol = Volume::load(img, opts.read_only)?;
         let seed = (now().nsec ^ (now().sec as u32)) | 1;
         let mut state = State {

@@ -89,14 +89,19 @@ impl State {
         }
         self.ensure_map(ino)?;
         let bs = self.vol.block_size() as u64;
-        let end = off.checked_add(data.len() as u64).ok_or_else(FsError::fbig)?;
+        let end = off
+            .checked_add(data.len() as u64)
+            .ok_or_else(FsError::fbig)?;
         let kind = self.inodes[&ino].map.as_ref().expect("loaded").kind;
         if end.div_ceil(bs) > self.max_file_blocks(kind) {
             return Err(FsError::fbig());
         }
         let first_blk = (off / bs) as u32;
         let last_blk = ((end - 1) / bs) as u32;
-        let default_goal = self.vol.geo.group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self
+            .vol
+            .geo
+            .group_first_block(self.vol.geo.inode_location(ino).0);
         let mut l = first_blk;
         while l <= last_blk {
             let want = last_blk - l + 1;
@@ -119,16 +124,33 @@ impl State {
                         blk[from..to].copy_from_slice(&data[src..src + (to - from)]);
                     }
                     if unwritten {
-                        let map = self.inodes.get_mut(&ino).expect("loaded").map.as_mut().expect("loaded");
+                        let map = self
+                            .inodes
+                            .get_mut(&ino)
+                            .expect("loaded")
+                            .map
+                            .as_mut()
+                            .expect("loaded");
                         map.mark_written(l, n);
                     }
                     l += n;
                 }
                 None => {
-                    let goal = self.inodes[&ino].map.as_ref().expect("loaded").goal_for(l).unwrap_or(default_goal);
+                    let goal = self.inodes[&ino]
+                        .map
+                        .as_ref()
+                        .expect("loaded")
+                        .goal_for(l)
+                        .unwrap_or(default_goal);
                     let (p, got) = self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN))?;
                     {
-                        let map = self.inodes.get_mut(&ino).expect("loaded").map.as_mut().expect("loaded");
+                        let map = self
+                            .inodes
+                            .get_mut(&ino)
+                            .expect("loaded")
+                            .map
+                            .as_mut()
+                            .expect("loaded");
                         map.map(l, p, got, false);
                     }
                     for i in 0..got {
@@ -160,7 +182,13 @@ impl State {
         self.ensure_map(ino)?;
         let bs = self.vol.block_size() as u64;
         let keep = size.div_ceil(bs);
-        let map = self.inodes.get_mut(&ino).expect("loaded").map.as_mut().expect("loaded");
+        let map = self
+            .inodes
+            .get_mut(&ino)
+            .expect("loaded")
+            .map
+            .as_mut()
+            .expect("loaded");
         let end = map.end();
         if end > keep {
             let freed = map.unmap(keep as u32, (end - keep) as u32);
@@ -168,7 +196,7 @@ impl State {
                 self.vol.free_blocks(p, u64::from(n))?;
             }
         }
-        if size % bs != 0 {
+        if !size.is_multiple_of(bs) {
             let last = (size / bs) as u32;
             let map = self.inodes[&ino].map.as_ref().expect("loaded");
             if let Some((p, false)) = map.lookup(last) {
@@ -229,7 +257,11 @@ impl State {
         let end = off.checked_add(len).ok_or_else(FsError::fbig)?;
         let st = self.get(ino)?;
         if !st.inode.is_reg() {
-            return Err(if st.inode.is_dir() { FsError::isdir() } else { FsError::errno(libc::ENODEV) });
+            return Err(if st.inode.is_dir() {
+                FsError::isdir()
+            } else {
+                FsError::errno(libc::ENODEV)
+            });
         }
         self.ensure_map(ino)?;
         let bs = self.vol.block_size() as u64;
@@ -253,17 +285,35 @@ impl State {
         // Allocate unwritten blocks for every hole in the range.
         let first = (off / bs) as u32;
         let last = ((end - 1) / bs) as u32;
-        let default_goal = self.vol.geo.group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self
+            .vol
+            .geo
+            .group_first_block(self.vol.geo.inode_location(ino).0);
         let mut l = first;
         while l <= last {
-            let (phys, _, n) = self.inodes[&ino].map.as_ref().expect("loaded").extent_at(l, last - l + 1);
+            let (phys, _, n) = self.inodes[&ino]
+                .map
+                .as_ref()
+                .expect("loaded")
+                .extent_at(l, last - l + 1);
             if phys.is_some() {
                 l += n;
                 continue;
             }
-            let goal = self.inodes[&ino].map.as_ref().expect("loaded").goal_for(l).unwrap_or(default_goal);
+            let goal = self.inodes[&ino]
+                .map
+                .as_ref()
+                .expect("loaded")
+                .goal_for(l)
+                .unwrap_or(default_goal);
             let (p, got) = self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN))?;
-            self.inodes.get_mut(&ino).expect("loaded").map.as_mut().expect("loaded").map(l, p, got, true);
+            self.inodes
+                .get_mut(&ino)
+                .expect("loaded")
+                .map
+                .as_mut()
+                .expect("loaded")
+                .map(l, p, got, true);
             l += got;
         }
         let t = now();
@@ -291,7 +341,13 @@ impl State {
         let first_full = off.div_ceil(bs);
         let end_full = end / bs;
         if first_full < end_full {
-            let map = self.inodes.get_mut(&ino).expect("loaded").map.as_mut().expect("loaded");
+            let map = self
+                .inodes
+                .get_mut(&ino)
+                .expect("loaded")
+                .map
+                .as_mut()
+                .expect("loaded");
             let freed = map.unmap(first_full as u32, (end_full - first_full) as u32);
             for (p, n) in freed {
                 self.vol.free_blocks(p, u64::from(n))?;
@@ -332,7 +388,8 @@ impl State {
         let mut l = off / bs;
         let last = size.div_ceil(bs);
         while l < last {
-            let (phys, unwritten, n) = map.extent_at(l as u32, (last - l).min(u64::from(u32::MAX)) as u32);
+            let (phys, unwritten, n) =
+                map.extent_at(l as u32, (last - l).min(u64::from(u32::MAX)) as u32);
             let is_data = phys.is_some() && !unwritten;
             if whence == SEEK_DATA && is_data {
                 return Ok((l * bs).max(off));
@@ -407,7 +464,14 @@ impl Fs {
     }
 
     /// copy_file_range: a read and a write inside the daemon.
-    pub fn copy_range(&self, src: u32, src_off: u64, dst: u32, dst_off: u64, len: u64) -> FsResult<u64> {
+    pub fn copy_range(
+        &self,
+        src: u32,
+        src_off: u64,
+        dst: u32,
+        dst_off: u64,
+        len: u64,
+    ) -> FsResult<u64> {
         let mut st = self.lock();
         let mut done = 0u64;
         while done < len {

@@ -128,9 +128,11 @@ impl State {
         }
         let (pgroup, _) = self.vol.geo.inode_location(parent);
         let parent_inode = self.get(parent)?.inode.clone();
-        let ino = self
-            .vol
-            .alloc_inode(pgroup, is_dir, is_dir && parent == super::ops_names::ROOT_INO)?;
+        let ino = self.vol.alloc_inode(
+            pgroup,
+            is_dir,
+            is_dir && parent == super::ops_names::ROOT_INO,
+        )?;
         let extra = if self.vol.geo.inode_size > 128 { 32 } else { 0 };
         let mut inode = Inode::new(mode, extra);
         let t = now();
@@ -154,7 +156,10 @@ impl State {
         if mapped {
             map = Some(self.new_map());
         }
-        if matches!(ftype, crate::format::inode::S_IFCHR | crate::format::inode::S_IFBLK) {
+        if matches!(
+            ftype,
+            crate::format::inode::S_IFCHR | crate::format::inode::S_IFBLK
+        ) {
             let major = (rdev >> 8) & 0xfff;
             let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
             inode.set_device_number(major, minor);
@@ -183,10 +188,16 @@ impl State {
                 st.inode.block[..target.len()].copy_from_slice(target);
             }
         }
-        if st.map.as_ref().is_some_and(|m| m.kind == super::filemap::MapKind::Extents) {
+        if st
+            .map
+            .as_ref()
+            .is_some_and(|m| m.kind == super::filemap::MapKind::Extents)
+        {
             st.inode.flags |= flags::EXTENTS;
         }
-        let slow_target = symlink_target.filter(|t| t.len() > FAST_SYMLINK_MAX).map(<[u8]>::to_vec);
+        let slow_target = symlink_target
+            .filter(|t| t.len() > FAST_SYMLINK_MAX)
+            .map(<[u8]>::to_vec);
         self.inodes.insert(ino, st);
         if let Some(target) = slow_target {
             if let Err(e) = self.write_data(ino, 0, &target) {
@@ -469,7 +480,9 @@ impl State {
         }
         let size = usize::try_from(st.inode.size).map_err(|_| FsError::corrupt("symlink size"))?;
         if size >= bs as usize {
-            return Err(FsError::corrupt(format!("symlink {ino}: size {size} too large")));
+            return Err(FsError::corrupt(format!(
+                "symlink {ino}: size {size} too large"
+            )));
         }
         if is_fast_symlink(&st.inode, bs) {
             if size > 60 {
@@ -482,7 +495,9 @@ impl State {
 
     /// Releases an inode whose links, opens and lookups are all gone.
     pub fn maybe_release(&mut self, ino: u32) -> FsResult<()> {
-        let Some(st) = self.inodes.get(&ino) else { return Ok(()) };
+        let Some(st) = self.inodes.get(&ino) else {
+            return Ok(());
+        };
         if st.inode.links_count == 0 && st.open_count == 0 && st.nlookup == 0 {
             self.free_inode_fully(ino)?;
         }
@@ -626,7 +641,14 @@ impl Fs {
     }
 
     /// mknod/mkdir/create: a new inode, with a lookup reference.
-    pub fn create(&self, parent: u32, name: &[u8], mode: u16, rdev: u32, caller: Caller) -> FsResult<Attr> {
+    pub fn create(
+        &self,
+        parent: u32,
+        name: &[u8],
+        mode: u16,
+        rdev: u32,
+        caller: Caller,
+    ) -> FsResult<Attr> {
         let mut st = self.lock();
         let a = st.create_node(parent, name, mode, rdev, caller, None)?;
         st.get(a.ino)?.nlookup += 1;
@@ -634,7 +656,13 @@ impl Fs {
         Ok(a)
     }
 
-    pub fn symlink(&self, parent: u32, name: &[u8], target: &[u8], caller: Caller) -> FsResult<Attr> {
+    pub fn symlink(
+        &self,
+        parent: u32,
+        name: &[u8],
+        target: &[u8],
+        caller: Caller,
+    ) -> FsResult<Attr> {
         if target.is_empty() {
             return Err(FsError::noent());
         }
@@ -668,7 +696,14 @@ impl Fs {
         st.sync_if_requested()
     }
 
-    pub fn rename(&self, parent: u32, name: &[u8], newparent: u32, newname: &[u8], flags: u32) -> FsResult<()> {
+    pub fn rename(
+        &self,
+        parent: u32,
+        name: &[u8],
+        newparent: u32,
+        newname: &[u8],
+        flags: u32,
+    ) -> FsResult<()> {
         let mut st = self.lock();
         st.rename(parent, name, newparent, newname, flags)?;
         st.sync_if_requested()

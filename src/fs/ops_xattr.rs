@@ -10,8 +10,8 @@ use super::volume::Volume;
 use super::{now, Fs, State};
 use crate::format::features::Compat;
 use crate::format::xattr::{
-    acl_disk_to_xattr, acl_xattr_to_disk, encode_block, encode_ibody, parse_block, parse_ibody, place,
-    set_block_checksum, set_block_refcount, verify_block_checksum, Xattr,
+    acl_disk_to_xattr, acl_xattr_to_disk, encode_block, encode_ibody, parse_block, parse_ibody,
+    place, set_block_checksum, set_block_refcount, verify_block_checksum, Xattr,
 };
 
 /// setxattr flags.
@@ -24,18 +24,29 @@ fn is_acl_name(name: &[u8]) -> bool {
 
 fn load_xattrs(vol: &Volume, st: &InodeState) -> FsResult<Vec<Xattr>> {
     let mut out = Vec::new();
-    for e in parse_ibody(&st.tail, false).map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))? {
-        out.push(e.to_xattr().map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?);
+    for e in parse_ibody(&st.tail, false)
+        .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?
+    {
+        out.push(
+            e.to_xattr()
+                .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?,
+        );
     }
     if st.inode.file_acl != 0 {
         let blk = st.inode.file_acl;
         let data = vol.read_block(blk)?;
         if let Some(seed) = vol.csum_seed {
-            verify_block_checksum(seed, blk, data).map_err(|e| FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino)))?;
+            verify_block_checksum(seed, blk, data).map_err(|e| {
+                FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino))
+            })?;
         }
-        let (_, entries) = parse_block(data, false).map_err(|e| FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino)))?;
+        let (_, entries) = parse_block(data, false)
+            .map_err(|e| FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino)))?;
         for e in entries {
-            out.push(e.to_xattr().map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?);
+            out.push(
+                e.to_xattr()
+                    .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?,
+            );
         }
     }
     Ok(out)
@@ -49,7 +60,13 @@ impl State {
             let list = load_xattrs(&self.vol, st)?;
             self.inodes.get_mut(&ino).expect("loaded").xattrs = Some(list);
         }
-        Ok(self.inodes.get_mut(&ino).expect("loaded").xattrs.as_mut().expect("loaded"))
+        Ok(self
+            .inodes
+            .get_mut(&ino)
+            .expect("loaded")
+            .xattrs
+            .as_mut()
+            .expect("loaded"))
     }
 
     pub fn getxattr(&mut self, ino: u32, name: &[u8]) -> FsResult<Vec<u8>> {
@@ -59,7 +76,8 @@ impl State {
             .find(|x| x.full_name().as_deref() == Some(name))
             .ok_or_else(FsError::nodata)?;
         if is_acl_name(name) {
-            return acl_disk_to_xattr(&x.value).map_err(|e| FsError::corrupt(format!("inode {ino}: bad ACL: {e}")));
+            return acl_disk_to_xattr(&x.value)
+                .map_err(|e| FsError::corrupt(format!("inode {ino}: bad ACL: {e}")));
         }
         Ok(x.value.clone())
     }
@@ -93,7 +111,11 @@ impl State {
         };
         let new = Xattr::from_full_name(name, stored).ok_or_else(FsError::opnotsupp)?;
         if new.name.is_empty() || new.name.len() > 255 {
-            return Err(if new.name.is_empty() { FsError::inval() } else { FsError::range() });
+            return Err(if new.name.is_empty() {
+                FsError::inval()
+            } else {
+                FsError::range()
+            });
         }
         let bs = self.vol.block_size();
         if new.value.len() > bs {
@@ -103,7 +125,9 @@ impl State {
         let extra = usize::from(self.get(ino)?.inode.extra_isize);
         let area = if isize > 128 { isize - 128 - extra } else { 0 };
         let list = self.ensure_xattrs(ino)?;
-        let pos = list.iter().position(|x| x.index == new.index && x.name == new.name);
+        let pos = list
+            .iter()
+            .position(|x| x.index == new.index && x.name == new.name);
         match (pos, flags & (XATTR_CREATE | XATTR_REPLACE)) {
             (Some(_), XATTR_CREATE) => return Err(FsError::exist()),
             (None, XATTR_REPLACE) => return Err(FsError::nodata()),
@@ -186,7 +210,11 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
     let list = st.xattrs.clone().unwrap_or_default();
     let bs = vol.block_size();
     let isize = vol.geo.inode_size as usize;
-    let area_len = if isize > 128 { isize - 128 - usize::from(st.inode.extra_isize) } else { 0 };
+    let area_len = if isize > 128 {
+        isize - 128 - usize::from(st.inode.extra_isize)
+    } else {
+        0
+    };
     let placed = place(&list, area_len, bs).map_err(|_| FsError::nospc())?;
     let mut area = vec![0u8; area_len];
     encode_ibody(&placed.ibody, &mut area)?;
@@ -198,7 +226,10 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
             st.inode.file_acl = 0;
         }
     } else {
-        let shared = old != 0 && parse_block(vol.read_block(old)?, false).map(|(h, _)| h.refcount > 1).unwrap_or(false);
+        let shared = old != 0
+            && parse_block(vol.read_block(old)?, false)
+                .map(|(h, _)| h.refcount > 1)
+                .unwrap_or(false);
         let blk = if old != 0 && !shared {
             old
         } else {

@@ -73,11 +73,13 @@ impl Volume {
             let i = g / geo.descs_per_block;
             let blk = geo.gdt_block_location(i);
             let off = blk as usize * bs + (g % geo.descs_per_block) as usize * ds;
-            let raw = bytes
-                .get(off..off + ds)
-                .ok_or_else(|| FsError::corrupt(format!("group descriptor {g} beyond the image")))?;
+            let raw = bytes.get(off..off + ds).ok_or_else(|| {
+                FsError::corrupt(format!("group descriptor {g} beyond the image"))
+            })?;
             if !verify_group_desc_csum(&feat, seed, &sb.f.uuid, g, raw) {
-                return Err(FsError::corrupt(format!("group descriptor {g} checksum mismatch")));
+                return Err(FsError::corrupt(format!(
+                    "group descriptor {g} checksum mismatch"
+                )));
             }
             let d = GroupDesc::parse(raw, ds)?;
             for (what, b) in [
@@ -86,7 +88,9 @@ impl Volume {
                 ("inode table", d.inode_table),
             ] {
                 if b < geo.first_data_block || b >= geo.blocks_count {
-                    return Err(FsError::corrupt(format!("group {g}: {what} at invalid block {b}")));
+                    return Err(FsError::corrupt(format!(
+                        "group {g}: {what} at invalid block {b}"
+                    )));
                 }
             }
             descs.push(d);
@@ -200,11 +204,20 @@ impl Volume {
             }
             let first = geo.group_first_block(g);
             let in_group = geo.blocks_in_group(g) as usize;
-            let start_idx = if step == 0 { (goal - first) as usize } else { 0 };
+            let start_idx = if step == 0 {
+                (goal - first) as usize
+            } else {
+                0
+            };
             let found = {
                 let bm = self.block_bitmap_mut(g)?;
-                bitmap::find_first_clear(bm, start_idx, in_group)
-                    .or_else(|| if step == n { bitmap::find_first_clear(bm, 0, start_idx) } else { None })
+                bitmap::find_first_clear(bm, start_idx, in_group).or_else(|| {
+                    if step == n {
+                        bitmap::find_first_clear(bm, 0, start_idx)
+                    } else {
+                        None
+                    }
+                })
             };
             let Some(idx) = found else { continue };
             let bm = self.block_bitmap_mut(g)?;
@@ -269,11 +282,20 @@ impl Volume {
         let n = self.geo.groups_count;
         let ipg = self.geo.inodes_per_group;
         let start = if spread {
-            let avg_free_blocks =
-                self.descs.iter().map(|d| u64::from(d.free_blocks_count)).sum::<u64>() / u64::from(n);
+            let avg_free_blocks = self
+                .descs
+                .iter()
+                .map(|d| u64::from(d.free_blocks_count))
+                .sum::<u64>()
+                / u64::from(n);
             (0..n)
                 .filter(|&g| u64::from(self.descs[g as usize].free_blocks_count) >= avg_free_blocks)
-                .max_by_key(|&g| (self.descs[g as usize].free_inodes_count, std::cmp::Reverse(g)))
+                .max_by_key(|&g| {
+                    (
+                        self.descs[g as usize].free_inodes_count,
+                        std::cmp::Reverse(g),
+                    )
+                })
                 .unwrap_or(goal_group)
         } else {
             goal_group.min(n - 1)
@@ -409,8 +431,16 @@ impl Volume {
         if self.read_only {
             return Ok(());
         }
-        let free_blocks: u64 = self.descs.iter().map(|d| u64::from(d.free_blocks_count)).sum();
-        let free_inodes: u64 = self.descs.iter().map(|d| u64::from(d.free_inodes_count)).sum();
+        let free_blocks: u64 = self
+            .descs
+            .iter()
+            .map(|d| u64::from(d.free_blocks_count))
+            .sum();
+        let free_inodes: u64 = self
+            .descs
+            .iter()
+            .map(|d| u64::from(d.free_inodes_count))
+            .sum();
         self.sb.set_free_blocks_count(free_blocks);
         self.sb.f.free_inodes_count = u32::try_from(free_inodes).unwrap_or(u32::MAX);
         let (blk, off) = self.geo.superblock_location(0);
@@ -433,8 +463,16 @@ impl Volume {
 
     /// Free blocks and inodes from the descriptors (for statfs).
     pub fn free_counts(&self) -> (u64, u64) {
-        let fb = self.descs.iter().map(|d| u64::from(d.free_blocks_count)).sum();
-        let fi = self.descs.iter().map(|d| u64::from(d.free_inodes_count)).sum();
+        let fb = self
+            .descs
+            .iter()
+            .map(|d| u64::from(d.free_blocks_count))
+            .sum();
+        let fi = self
+            .descs
+            .iter()
+            .map(|d| u64::from(d.free_inodes_count))
+            .sum();
         (fb, fi)
     }
 }

@@ -82,7 +82,10 @@ pub fn plan(
     let first_data_block = u64::from(block_size == 1024);
     let bits_per_block = block_size * 8;
     let mut blocks_per_group = opts.blocks_per_group.unwrap_or(bits_per_block);
-    if blocks_per_group < 256 || blocks_per_group > bits_per_block || !blocks_per_group.is_multiple_of(8) {
+    if blocks_per_group < 256
+        || blocks_per_group > bits_per_block
+        || !blocks_per_group.is_multiple_of(8)
+    {
         return err(format!(
             "blocks per group {blocks_per_group} invalid (256..={bits_per_block}, multiple of 8)"
         ));
