@@ -129,3 +129,43 @@ fn ext2_block_maps() {
 fn ext4_without_metadata_csum() {
     run_case(FsType::Ext4, "^metadata_csum", Some(4096));
 }
+
+/// Inline data made by mke2fs: read in place, converted on change.
+#[test]
+fn inline_data_images_read_and_convert() {
+    let dir = TempDir::new("inline");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("tiny"), b"hello inline").unwrap();
+    std::fs::write(src.join("medium"), vec![b'm'; 100]).unwrap();
+    std::fs::write(src.join("sub/a"), b"a").unwrap();
+    std::os::unix::fs::symlink("tiny", src.join("link")).unwrap();
+    let img = dir.join("img");
+    run_ok(
+        "mkfs.ext4",
+        &["-q", "-F", "-O", "inline_data", "-d", src.to_str().unwrap(), img.to_str().unwrap(), "16M"],
+    );
+    {
+        let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+        let tiny = fs.lookup(ROOT, b"tiny").unwrap();
+        assert_eq!(fs.read(tiny.ino, 0, 100).unwrap(), b"hello inline");
+        let medium = fs.lookup(ROOT, b"medium").unwrap();
+        assert_eq!(fs.read(medium.ino, 0, 200).unwrap(), vec![b'm'; 100]);
+        let sub = fs.lookup(ROOT, b"sub").unwrap();
+        let names: Vec<Vec<u8>> = fs.readdir(sub.ino, 0, 100).unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.contains(&b"a".to_vec()), "{names:?}");
+        let link = fs.lookup(ROOT, b"link").unwrap();
+        assert_eq!(fs.readlink(link.ino).unwrap(), b"tiny");
+        // Changes convert to block-mapped form.
+        fs.write(tiny.ino, 12, b", now longer").unwrap();
+        fs.create(sub.ino, b"b", S_IFREG | 0o644, 0, Caller::ROOT).unwrap();
+        fs.unmount().unwrap();
+    }
+    assert_e2fsck_clean(&img);
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let tiny = fs.lookup(ROOT, b"tiny").unwrap();
+    assert_eq!(fs.read(tiny.ino, 0, 100).unwrap(), b"hello inline, now longer");
+    let sub = fs.lookup(ROOT, b"sub").unwrap();
+    assert!(fs.lookup(sub.ino, b"b").is_ok());
+    assert!(fs.lookup(sub.ino, b"a").is_ok());
+}

@@ -118,7 +118,8 @@ impl DirState {
             .map(|(&c, e)| (c, e))
     }
 
-    fn push_loaded(&mut self, name: &[u8], ino: u32, file_type: FileType) {
+    /// Adds an entry read from disk (duplicates are logged and skipped).
+    pub fn push_loaded_entry(&mut self, name: &[u8], ino: u32, file_type: FileType) {
         if self.by_name.contains_key(name) {
             log::warn!(
                 "duplicate directory entry {:?} ignored",
@@ -233,7 +234,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
                     e.inode
                 )));
             }
-            dir.push_loaded(e.name, e.inode, e.file_type().unwrap_or(FileType::Unknown));
+            dir.push_loaded_entry(e.name, e.inode, e.file_type().unwrap_or(FileType::Unknown));
         }
     }
     Ok(dir)

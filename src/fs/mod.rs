@@ -23,6 +23,7 @@ pub mod dirstate;
 pub mod error;
 pub mod filemap;
 pub mod inode;
+mod inline;
 mod mount;
 pub mod ops_attr;
 mod ops_file;
@@ -168,10 +169,9 @@ impl State {
             return Ok(());
         }
         if st.inode.has_flag(flags::INLINE_DATA) {
-            return Err(FsError::new(
-                libc::EOPNOTSUPP,
-                format!("inode {ino}: inline data is not supported yet"),
-            ));
+            // Anything that needs the block map is about to change the
+            // content (reads of inline inodes are served in place).
+            return self.convert_inline(ino);
         }
         let st = self.inodes.get(&ino).expect("loaded");
         let map = load_map(&self.vol, st)?;
@@ -186,6 +186,11 @@ impl State {
             return Err(FsError::notdir());
         }
         if st.dir.is_some() {
+            return Ok(());
+        }
+        if st.inode.has_flag(flags::INLINE_DATA) {
+            let dir = self.load_inline_dir(ino)?;
+            self.inodes.get_mut(&ino).expect("loaded").dir = Some(dir);
             return Ok(());
         }
         self.ensure_map(ino)?;

@@ -45,6 +45,12 @@ impl State {
         if off >= file_size {
             return Ok(Vec::new());
         }
+        if st.inode.has_flag(crate::format::inode::flags::INLINE_DATA) && st.map.is_none() {
+            let data = self.inline_file_data(ino)?;
+            let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+            let end = start.saturating_add(size as usize).min(data.len());
+            return Ok(data[start..end].to_vec());
+        }
         self.ensure_map(ino)?;
         let bs = self.vol.block_size() as u64;
         let len = (file_size - off).min(u64::from(size)) as usize;

@@ -55,6 +55,9 @@ impl State {
 
     fn dir_mut(&mut self, ino: u32) -> FsResult<&mut DirState> {
         self.ensure_dir(ino)?;
+        if self.is_inline(ino)? {
+            self.convert_inline(ino)?;
+        }
         Ok(self
             .inodes
             .get_mut(&ino)
@@ -483,6 +486,9 @@ impl State {
             return Err(FsError::corrupt(format!(
                 "symlink {ino}: size {size} too large"
             )));
+        }
+        if st.inode.has_flag(flags::INLINE_DATA) {
+            return self.inline_file_data(ino);
         }
         if is_fast_symlink(&st.inode, bs) {
             if size > 60 {

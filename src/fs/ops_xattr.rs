@@ -9,6 +9,7 @@ use super::inode::{update_i_blocks, InodeState};
 use super::volume::Volume;
 use super::{now, Fs, State};
 use crate::format::features::Compat;
+use crate::format::xattr::index as xattr_index;
 use crate::format::xattr::{
     acl_disk_to_xattr, acl_xattr_to_disk, encode_block, encode_ibody, parse_block, parse_ibody,
     place, set_block_checksum, set_block_refcount, verify_block_checksum, Xattr,
@@ -86,6 +87,9 @@ impl State {
         let list = self.ensure_xattrs(ino)?;
         let mut out = Vec::new();
         for x in list.iter() {
+            if x.index == xattr_index::SYSTEM && x.name == b"data" {
+                continue; // inline data's continuation, not a user-visible attribute
+            }
             if let Some(n) = x.full_name() {
                 out.extend_from_slice(&n);
                 out.push(0);
@@ -146,6 +150,14 @@ impl State {
         st.xattrs_dirty = true;
         st.inode.ctime = now();
         st.dirty = true;
+        Ok(())
+    }
+
+    pub fn remove_system_data(&mut self, ino: u32) -> FsResult<()> {
+        let list = self.ensure_xattrs(ino)?;
+        list.retain(|x| !(x.index == xattr_index::SYSTEM && x.name == b"data"));
+        let st = self.inodes.get_mut(&ino).expect("loaded");
+        st.xattrs_dirty = true;
         Ok(())
     }
 
