@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fuser::MountOption;
 
-use crate::fs::MountOptions;
+use crate::fs::{AtimeMode, MountOptions};
 
 /// Everything `-o` can say.
 #[derive(Debug, Clone)]
@@ -64,8 +64,12 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             ("async", None) => o.fs.sync_writes = false,
             ("allow_other", None) => o.allow_other = true,
             ("default_permissions", None) => {}
-            ("noatime", None) => o.fuse.push(MountOption::NoAtime),
-            ("relatime" | "strictatime" | "atime", None) => o.fuse.push(MountOption::Atime),
+            ("noatime", None) => {
+                o.fs.atime = AtimeMode::Never;
+                o.fuse.push(MountOption::NoAtime)
+            }
+            ("relatime" | "atime", None) => o.fs.atime = AtimeMode::Relative,
+            ("strictatime", None) => o.fs.atime = AtimeMode::Always,
             ("dev", None) => o.fuse.push(MountOption::Dev),
             ("nodev", None) => o.fuse.push(MountOption::NoDev),
             ("suid", None) => o.fuse.push(MountOption::Suid),

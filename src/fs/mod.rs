@@ -36,7 +36,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::{FsError, FsResult};
-pub use mount::MountOptions;
+pub use mount::{AtimeMode, MountOptions};
 
 use self::dirstate::{load_dir, write_back_dir};
 use self::filemap::{FileMap, MapKind};
@@ -300,6 +300,25 @@ impl State {
             || self.inodes.values().any(|s| s.is_dirty())
                 && cache.dirty_bytes() == 0
                 && self.opts.dirty_expire.is_zero()
+    }
+
+    /// Updates the access time after a read, following the mount's policy.
+    pub fn touch_atime(&mut self, ino: u32) {
+        if self.vol.read_only || self.opts.atime == AtimeMode::Never {
+            return;
+        }
+        let mode = self.opts.atime;
+        let Some(st) = self.inodes.get_mut(&ino) else { return };
+        let t = now();
+        let i = &st.inode;
+        let due = mode == AtimeMode::Always
+            || i.atime <= i.mtime
+            || i.atime <= i.ctime
+            || t.sec - i.atime.sec >= 24 * 3600;
+        if due {
+            st.inode.atime = t;
+            st.dirty = true;
+        }
     }
 
     /// Attributes of a loaded inode.

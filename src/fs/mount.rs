@@ -29,6 +29,20 @@ pub struct MountOptions {
     pub dirty_expire: Duration,
     /// Every write durable before it returns (`-o sync`).
     pub sync_writes: bool,
+    /// When reads update the access time.
+    pub atime: AtimeMode,
+}
+
+/// The access-time policy (`-o noatime`, `relatime`, `strictatime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtimeMode {
+    /// Never update atime on reads.
+    Never,
+    /// Update when atime is not newer than mtime/ctime, or a day old (the
+    /// kernel's default).
+    Relative,
+    /// Update on every read.
+    Always,
 }
 
 impl Default for MountOptions {
@@ -40,6 +54,7 @@ impl Default for MountOptions {
             dirty_limit_bytes: 256 << 20,
             dirty_expire: Duration::from_secs(5),
             sync_writes: false,
+            atime: AtimeMode::Relative,
         }
     }
 }

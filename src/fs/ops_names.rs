@@ -716,7 +716,12 @@ impl Fs {
     }
 
     pub fn readdir(&self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
-        self.lock().readdir(ino, offset, max)
+        let mut st = self.lock();
+        let out = st.readdir(ino, offset, max)?;
+        if offset == 0 {
+            st.touch_atime(ino);
+        }
+        Ok(out)
     }
 
     pub fn readlink(&self, ino: u32) -> FsResult<Vec<u8>> {

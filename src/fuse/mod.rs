@@ -376,9 +376,14 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(to_ext(ino), offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(&e)),
+        let mut reply = Some(reply);
+        let r = self.fs.read_with(to_ext(ino), offset, size, |d| {
+            if let Some(r) = reply.take() {
+                r.data(d);
+            }
+        });
+        if let (Err(e), Some(r)) = (r, reply.take()) {
+            r.error(errno(&e));
         }
     }
 
