@@ -143,7 +143,16 @@ fn inline_data_images_read_and_convert() {
     let img = dir.join("img");
     run_ok(
         "mkfs.ext4",
-        &["-q", "-F", "-O", "inline_data", "-d", src.to_str().unwrap(), img.to_str().unwrap(), "16M"],
+        &[
+            "-q",
+            "-F",
+            "-O",
+            "inline_data",
+            "-d",
+            src.to_str().unwrap(),
+            img.to_str().unwrap(),
+            "16M",
+        ],
     );
     {
         let fs = Fs::mount(&img, MountOptions::default()).unwrap();
@@ -152,20 +161,63 @@ fn inline_data_images_read_and_convert() {
         let medium = fs.lookup(ROOT, b"medium").unwrap();
         assert_eq!(fs.read(medium.ino, 0, 200).unwrap(), vec![b'm'; 100]);
         let sub = fs.lookup(ROOT, b"sub").unwrap();
-        let names: Vec<Vec<u8>> = fs.readdir(sub.ino, 0, 100).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<Vec<u8>> = fs
+            .readdir(sub.ino, 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert!(names.contains(&b"a".to_vec()), "{names:?}");
         let link = fs.lookup(ROOT, b"link").unwrap();
         assert_eq!(fs.readlink(link.ino).unwrap(), b"tiny");
         // Changes convert to block-mapped form.
         fs.write(tiny.ino, 12, b", now longer").unwrap();
-        fs.create(sub.ino, b"b", S_IFREG | 0o644, 0, Caller::ROOT).unwrap();
+        fs.create(sub.ino, b"b", S_IFREG | 0o644, 0, Caller::ROOT)
+            .unwrap();
         fs.unmount().unwrap();
     }
     assert_e2fsck_clean(&img);
     let fs = Fs::mount(&img, MountOptions::default()).unwrap();
     let tiny = fs.lookup(ROOT, b"tiny").unwrap();
-    assert_eq!(fs.read(tiny.ino, 0, 100).unwrap(), b"hello inline, now longer");
+    assert_eq!(
+        fs.read(tiny.ino, 0, 100).unwrap(),
+        b"hello inline, now longer"
+    );
     let sub = fs.lookup(ROOT, b"sub").unwrap();
     assert!(fs.lookup(sub.ino, b"b").is_ok());
     assert!(fs.lookup(sub.ino, b"a").is_ok());
+}
+
+/// An unlinked file still open when the daemon dies is on the orphan chain;
+/// the next mount releases it and the image is clean.
+#[test]
+fn orphans_survive_a_crash_and_are_released_at_mount() {
+    let dir = TempDir::new("orphan");
+    let img = dir.join("img");
+    make_image(&img, 32 << 20, FsType::Ext4, "", None);
+    {
+        let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+        let f = fs
+            .create(ROOT, b"doomed", S_IFREG | 0o644, 0, Caller::ROOT)
+            .unwrap();
+        fs.open(f.ino).unwrap();
+        fs.write(f.ino, 0, &vec![1u8; 100_000]).unwrap();
+        fs.forget(f.ino, 1);
+        fs.unlink(ROOT, b"doomed").unwrap();
+        fs.sync().unwrap();
+        // Simulated crash: no release, no unmount.
+        std::mem::forget(fs);
+    }
+    let d = dumpe2fs_h(&img);
+    assert!(
+        d.get("First orphan inode").is_some_and(|v| v.trim() != "0"),
+        "the orphan chain should hold the unlinked inode:\n{}",
+        d.raw
+    );
+    {
+        let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+        assert_eq!(fs.lookup(ROOT, b"doomed").unwrap_err().errno, libc::ENOENT);
+        fs.unmount().unwrap();
+    }
+    assert_e2fsck_clean(&img);
 }

@@ -85,8 +85,16 @@ impl State {
             return Err(FsError::rofs());
         }
         let is_dir = self.get(ino)?.inode.is_dir();
-        let dir = if is_dir { Some(self.load_inline_dir(ino)?) } else { None };
-        let data = if is_dir { Vec::new() } else { self.inline_file_data(ino)? };
+        let dir = if is_dir {
+            Some(self.load_inline_dir(ino)?)
+        } else {
+            None
+        };
+        let data = if is_dir {
+            Vec::new()
+        } else {
+            self.inline_file_data(ino)?
+        };
         // Drop system.data from the xattrs; the rest stay.
         self.remove_system_data(ino)?;
         let map = self.new_map();

@@ -22,8 +22,8 @@ pub mod cache;
 pub mod dirstate;
 pub mod error;
 pub mod filemap;
-pub mod inode;
 mod inline;
+pub mod inode;
 mod mount;
 pub mod ops_attr;
 mod ops_file;
@@ -308,7 +308,9 @@ impl State {
             return;
         }
         let mode = self.opts.atime;
-        let Some(st) = self.inodes.get_mut(&ino) else { return };
+        let Some(st) = self.inodes.get_mut(&ino) else {
+            return;
+        };
         let t = now();
         let i = &st.inode;
         let due = mode == AtimeMode::Always

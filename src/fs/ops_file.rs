@@ -83,7 +83,12 @@ impl State {
 
     /// The byte range of the image holding `off..off+size` of the file, if
     /// it is one contiguous, written, unchanged run.
-    fn direct_range(&mut self, ino: u32, off: u64, size: u32) -> FsResult<Option<std::ops::Range<usize>>> {
+    fn direct_range(
+        &mut self,
+        ino: u32,
+        off: u64,
+        size: u32,
+    ) -> FsResult<Option<std::ops::Range<usize>>> {
         let st = self.get(ino)?;
         let file_size = st.inode.size;
         if st.map.is_none() || off >= file_size || size == 0 {
@@ -96,14 +101,19 @@ impl State {
         let map = self.inodes[&ino].map.as_ref().expect("checked");
         let (phys, unwritten, n) = map.extent_at(first, nblocks);
         let Some(p) = phys else { return Ok(None) };
-        if unwritten || n < nblocks || (0..u64::from(nblocks)).any(|i| self.vol.cache.is_dirty(p + i)) {
+        if unwritten
+            || n < nblocks
+            || (0..u64::from(nblocks)).any(|i| self.vol.cache.is_dirty(p + i))
+        {
             return Ok(None);
         }
         let start = p * bs + off % bs;
         let start = usize::try_from(start).map_err(|_| FsError::io())?;
         let end = start + len as usize;
         if end > self.vol.img.bytes().len() {
-            return Err(FsError::corrupt(format!("inode {ino}: data beyond the image")));
+            return Err(FsError::corrupt(format!(
+                "inode {ino}: data beyond the image"
+            )));
         }
         Ok(Some(start..end))
     }
@@ -484,7 +494,13 @@ impl Fs {
     /// Reads and hands the bytes to `reply` while the state is locked:
     /// when the range lies in one run of blocks with no pending change, the
     /// slice comes straight from the image mapping (no copy in the daemon).
-    pub fn read_with<R>(&self, ino: u32, off: u64, size: u32, reply: impl FnOnce(&[u8]) -> R) -> FsResult<R> {
+    pub fn read_with<R>(
+        &self,
+        ino: u32,
+        off: u64,
+        size: u32,
+        reply: impl FnOnce(&[u8]) -> R,
+    ) -> FsResult<R> {
         let mut st = self.lock();
         if let Some(range) = st.direct_range(ino, off, size)? {
             st.touch_atime(ino);

@@ -589,9 +589,83 @@ pub fn write_back_orphans(state: &mut State) -> FsResult<()> {
     Ok(())
 }
 
-/// At mount: releases the inodes left on the orphan chain by a daemon that
-/// died with unlinked files open.
+/// Releases (links 0) or trims to its size (still linked) one orphan.
+fn process_orphan(state: &mut State, ino: u32) -> FsResult<()> {
+    let st = state.get(ino)?;
+    if st.inode.links_count == 0 {
+        log::info!("releasing orphan inode {ino}");
+        state.free_inode_fully(ino)
+    } else {
+        let size = st.inode.size;
+        st.inode.dtime = 0;
+        st.dirty = true;
+        if st.inode.is_reg() {
+            state.truncate_blocks(ino, size)?;
+        }
+        Ok(())
+    }
+}
+
+/// The orphan file's entries (feature orphan_file): processed and cleared.
+fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
+    let of_ino = state.vol.sb.f.orphan_file_inum;
+    if of_ino == 0
+        || !state
+            .vol
+            .feat
+            .compat
+            .contains(crate::format::features::Compat::ORPHAN_FILE)
+    {
+        return Ok(());
+    }
+    state.ensure_map(of_ino)?;
+    let gen = state.get(of_ino)?.inode.generation;
+    let seed = state
+        .vol
+        .csum_seed
+        .map(|s| crate::format::csum::inode_seed(s, crate::format::InodeNo(of_ino), gen));
+    let runs: Vec<(u32, super::filemap::Run)> = state.inodes[&of_ino]
+        .map
+        .as_ref()
+        .expect("loaded")
+        .runs
+        .iter()
+        .map(|(&l, r)| (l, *r))
+        .collect();
+    for (_, r) in runs {
+        for i in 0..u64::from(r.len) {
+            let blk = r.phys + i;
+            let listed = match crate::format::orphan::parse_block(state.vol.read_block(blk)?) {
+                Ok(v) => v,
+                Err(e) => {
+                    log::warn!("orphan file block {blk}: {e}; leaving it to fsck");
+                    continue;
+                }
+            };
+            if listed.is_empty() {
+                continue;
+            }
+            for ino in &listed {
+                if let Err(e) = process_orphan(state, ino.0) {
+                    log::warn!("orphan inode {}: {e}", ino.0);
+                }
+            }
+            let data = state.vol.write_block(blk, super::cache::BlockKind::Meta)?;
+            crate::format::orphan::encode_empty_block(data)?;
+            if let Some(s) = seed {
+                crate::format::orphan::set_block_checksum(s, blk, data)?;
+            }
+        }
+    }
+    state.vol.sb.f.feature_ro_compat &= !RoCompat::ORPHAN_PRESENT.bits();
+    Ok(())
+}
+
+/// At mount: releases the inodes left on the orphan chain (and in the
+/// orphan file) by a daemon or kernel that stopped with unlinked files
+/// open or truncates unfinished.
 pub fn cleanup_orphans(state: &mut State) -> FsResult<()> {
+    cleanup_orphan_file(state)?;
     let mut ino = state.vol.sb.f.last_orphan;
     let mut seen = std::collections::HashSet::new();
     while ino != 0 {
@@ -607,15 +681,7 @@ pub fn cleanup_orphans(state: &mut State) -> FsResult<()> {
             }
         };
         let next = st.inode.dtime;
-        if st.inode.links_count == 0 {
-            log::info!("releasing orphan inode {ino}");
-            state.free_inode_fully(ino)?;
-        } else {
-            let size = st.inode.size;
-            st.inode.dtime = 0;
-            st.dirty = true;
-            state.truncate_blocks(ino, size)?;
-        }
+        process_orphan(state, ino)?;
         ino = next;
     }
     state.vol.sb.f.last_orphan = 0;
