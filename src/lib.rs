@@ -4,5 +4,9 @@
 //! - [`format`]: pure on-disk structures of ext2/3/4 and jbd2, parsed from and
 //!   encoded to bytes, with checksums. No I/O, no `unsafe`.
 
+pub mod daemon;
+pub mod device;
 pub mod format;
+pub mod fs;
+pub mod fuse;
 pub mod mkfs;

@@ -1,0 +1,126 @@
+//! The `-o` mount options of the `fext` daemon, parsed into what the file
+//! system core and the FUSE session each need. Options libfuse-based file
+//! systems accept are accepted with the same meaning; unknown ones are an
+//! error naming them.
+
+use std::time::Duration;
+
+use fuser::MountOption;
+
+use crate::fs::{AtimeMode, MountOptions};
+
+/// Everything `-o` can say.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub fs: MountOptions,
+    pub fuse: Vec<MountOption>,
+    pub fsname: Option<String>,
+    pub subtype: String,
+    pub allow_other: bool,
+    /// Attribute and entry cache timeout.
+    pub ttl: Duration,
+    pub writeback_cache: bool,
+    /// FUSE worker threads.
+    pub threads: usize,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            fs: MountOptions::default(),
+            fuse: Vec::new(),
+            fsname: None,
+            subtype: "fext".into(),
+            allow_other: false,
+            ttl: Duration::from_secs(1),
+            writeback_cache: true,
+            threads: 2,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("invalid value '{v}' for mount option {key}"))
+}
+
+/// Parses a comma-separated option list (several `-o` are concatenated).
+pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
+    let mut o = DaemonOptions::default();
+    for item in list
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = match item.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (item, None),
+        };
+        match (key, value) {
+            ("ro", None) => o.fs.read_only = true,
+            ("rw", None) => o.fs.read_only = false,
+            ("force", None) => o.fs.force = true,
+            ("sync", None) => o.fs.sync_writes = true,
+            ("async", None) => o.fs.sync_writes = false,
+            ("allow_other", None) => o.allow_other = true,
+            ("default_permissions", None) => {}
+            ("noatime", None) => {
+                o.fs.atime = AtimeMode::Never;
+                o.fuse.push(MountOption::NoAtime)
+            }
+            ("relatime" | "atime", None) => o.fs.atime = AtimeMode::Relative,
+            ("strictatime", None) => o.fs.atime = AtimeMode::Always,
+            ("dev", None) => o.fuse.push(MountOption::Dev),
+            ("nodev", None) => o.fuse.push(MountOption::NoDev),
+            ("suid", None) => o.fuse.push(MountOption::Suid),
+            ("nosuid", None) => o.fuse.push(MountOption::NoSuid),
+            ("exec", None) => o.fuse.push(MountOption::Exec),
+            ("noexec", None) => o.fuse.push(MountOption::NoExec),
+            ("dirsync", None) => o.fuse.push(MountOption::DirSync),
+            ("fsname", Some(v)) => o.fsname = Some(v.to_string()),
+            ("subtype", Some(v)) => o.subtype = v.to_string(),
+            ("dirty_background_mb", Some(v)) => {
+                o.fs.dirty_background_bytes = number::<usize>(key, v)? << 20
+            }
+            ("dirty_limit_mb", Some(v)) => o.fs.dirty_limit_bytes = number::<usize>(key, v)? << 20,
+            ("dirty_expire_ms", Some(v)) => {
+                o.fs.dirty_expire = Duration::from_millis(number(key, v)?)
+            }
+            ("attr_timeout" | "entry_timeout", Some(v)) => {
+                o.ttl = Duration::from_secs_f64(number(key, v)?)
+            }
+            ("writeback_cache", None) => o.writeback_cache = true,
+            ("no_writeback_cache", None) => o.writeback_cache = false,
+            ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, 64),
+            _ => return Err(format!("unknown mount option '{item}'")),
+        }
+    }
+    if o.fs.dirty_background_bytes > o.fs.dirty_limit_bytes {
+        o.fs.dirty_background_bytes = o.fs.dirty_limit_bytes;
+    }
+    if o.fs.sync_writes {
+        o.writeback_cache = false;
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_unknown_ones_are_refused() {
+        let o = parse_options(&[
+            "ro,noatime,fsname=disk.img".into(),
+            "dirty_limit_mb=64".into(),
+        ])
+        .unwrap();
+        assert!(o.fs.read_only);
+        assert_eq!(o.fsname.as_deref(), Some("disk.img"));
+        assert_eq!(o.fs.dirty_limit_bytes, 64 << 20);
+        assert!(parse_options(&["frobnicate".into()])
+            .unwrap_err()
+            .contains("frobnicate"));
+        assert!(parse_options(&["dirty_limit_mb=x".into()]).is_err());
+    }
+}

@@ -1,0 +1,796 @@
+//! Namespace operations: lookup, create (files, directories, symlinks,
+//! device nodes, fifos, sockets), link, unlink, rmdir, rename (with
+//! RENAME_NOREPLACE and RENAME_EXCHANGE), readdir and readlink; plus the
+//! life cycle of inodes whose last name is gone (the orphan list) and their
+//! final release.
+
+use super::dirstate::DirState;
+use super::error::{FsError, FsResult};
+use super::inode::{is_fast_symlink, InodeState};
+use super::{now, Attr, Caller, DirEntryOut, Fs, State};
+use crate::format::dir::{validate_name, FileType};
+use crate::format::features::RoCompat;
+use crate::format::inode::{flags, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+
+/// The kernel's link limit for ext4.
+pub const LINK_MAX: u16 = 65000;
+/// Set-group-ID bit.
+const S_ISGID: u16 = 0o2000;
+/// Longest symlink target stored in the inode.
+const FAST_SYMLINK_MAX: usize = 59;
+/// Bound on orphan-chain walks.
+const MAX_ORPHANS: usize = 1 << 20;
+
+/// RENAME_NOREPLACE / RENAME_EXCHANGE.
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+
+fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > 255 {
+        return Err(FsError::nametoolong());
+    }
+    validate_name(name).map_err(|_| FsError::inval())
+}
+
+impl State {
+    fn writable(&self) -> FsResult<()> {
+        if self.vol.read_only {
+            Err(FsError::rofs())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Looks `name` up in directory `parent`.
+    pub fn lookup_ino(&mut self, parent: u32, name: &[u8]) -> FsResult<u32> {
+        self.ensure_dir(parent)?;
+        let st = self.inodes.get(&parent).expect("loaded");
+        let dir = st.dir.as_ref().expect("loaded");
+        match name {
+            b"." => Ok(parent),
+            b".." => Ok(dir.parent),
+            _ => dir.lookup(name).map(|e| e.ino).ok_or_else(FsError::noent),
+        }
+    }
+
+    fn dir_mut(&mut self, ino: u32) -> FsResult<&mut DirState> {
+        self.ensure_dir(ino)?;
+        if self.is_inline(ino)? {
+            self.convert_inline(ino)?;
+        }
+        Ok(self
+            .inodes
+            .get_mut(&ino)
+            .and_then(|s| s.dir.as_mut())
+            .expect("loaded"))
+    }
+
+    fn touch_dir(&mut self, ino: u32) -> FsResult<()> {
+        let t = now();
+        let st = self.get(ino)?;
+        st.inode.mtime = t;
+        st.inode.ctime = t;
+        st.dirty = true;
+        Ok(())
+    }
+
+    fn add_dir_link(&mut self, ino: u32) -> FsResult<()> {
+        let dir_nlink = self.vol.feat.ro_compat.contains(RoCompat::DIR_NLINK);
+        let st = self.get(ino)?;
+        let n = st.inode.links_count;
+        if n == 1 && dir_nlink {
+            return Ok(()); // already "many"
+        }
+        if n >= LINK_MAX - 1 {
+            if dir_nlink {
+                st.inode.links_count = 1;
+                st.dirty = true;
+                return Ok(());
+            }
+            return Err(FsError::mlink());
+        }
+        st.inode.links_count = n + 1;
+        st.dirty = true;
+        Ok(())
+    }
+
+    fn drop_dir_link(&mut self, ino: u32) -> FsResult<()> {
+        let st = self.get(ino)?;
+        if st.inode.links_count > 2 {
+            st.inode.links_count -= 1;
+            st.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Creates a new inode under `parent` named `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_node(
+        &mut self,
+        parent: u32,
+        name: &[u8],
+        mode: u16,
+        rdev: u32,
+        caller: Caller,
+        symlink_target: Option<&[u8]>,
+    ) -> FsResult<Attr> {
+        self.writable()?;
+        check_name(name)?;
+        self.ensure_dir(parent)?;
+        if self.lookup_ino(parent, name).is_ok() {
+            return Err(FsError::exist());
+        }
+        let is_dir = mode & S_IFMT == S_IFDIR;
+        if is_dir {
+            // Check the parent can take another link before allocating.
+            let dir_nlink = self.vol.feat.ro_compat.contains(RoCompat::DIR_NLINK);
+            let pl = self.get(parent)?.inode.links_count;
+            if !dir_nlink && pl >= LINK_MAX - 1 {
+                return Err(FsError::mlink());
+            }
+        }
+        let (pgroup, _) = self.vol.geo.inode_location(parent);
+        let parent_inode = self.get(parent)?.inode.clone();
+        let ino = self.vol.alloc_inode(
+            pgroup,
+            is_dir,
+            is_dir && parent == super::ops_names::ROOT_INO,
+        )?;
+        let extra = if self.vol.geo.inode_size > 128 { 32 } else { 0 };
+        let mut inode = Inode::new(mode, extra);
+        let t = now();
+        inode.atime = t;
+        inode.mtime = t;
+        inode.ctime = t;
+        inode.crtime = t;
+        inode.uid = caller.uid;
+        inode.gid = caller.gid;
+        if parent_inode.mode & S_ISGID != 0 {
+            inode.gid = parent_inode.gid;
+            if is_dir {
+                inode.mode |= S_ISGID;
+            }
+        }
+        inode.generation = self.next_generation();
+        inode.links_count = if is_dir { 2 } else { 1 };
+        let ftype = mode & S_IFMT;
+        let mapped = matches!(ftype, S_IFREG | S_IFDIR | S_IFLNK);
+        let mut map = None;
+        if mapped {
+            map = Some(self.new_map());
+        }
+        if matches!(
+            ftype,
+            crate::format::inode::S_IFCHR | crate::format::inode::S_IFBLK
+        ) {
+            let major = (rdev >> 8) & 0xfff;
+            let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+            inode.set_device_number(major, minor);
+        }
+        let mut st = InodeState {
+            ino,
+            inode,
+            tail: Vec::new(),
+            dirty: true,
+            map,
+            dir: is_dir.then(|| {
+                let mut d = DirState::new(parent);
+                d.dirty = true;
+                d
+            }),
+            xattrs: None,
+            xattrs_dirty: false,
+            nlookup: 0,
+            open_count: 0,
+            orphan: false,
+        };
+        if let Some(target) = symlink_target {
+            st.inode.size = target.len() as u64;
+            if target.len() <= FAST_SYMLINK_MAX {
+                st.map = None;
+                st.inode.block[..target.len()].copy_from_slice(target);
+            }
+        }
+        if st
+            .map
+            .as_ref()
+            .is_some_and(|m| m.kind == super::filemap::MapKind::Extents)
+        {
+            st.inode.flags |= flags::EXTENTS;
+        }
+        let slow_target = symlink_target
+            .filter(|t| t.len() > FAST_SYMLINK_MAX)
+            .map(<[u8]>::to_vec);
+        self.inodes.insert(ino, st);
+        if let Some(target) = slow_target {
+            if let Err(e) = self.write_data(ino, 0, &target) {
+                self.abort_create(ino, is_dir);
+                return Err(e);
+            }
+        }
+        let ft = FileType::from_mode(mode);
+        if let Err(e) = self.dir_mut(parent).and_then(|d| d.insert(name, ino, ft)) {
+            self.abort_create(ino, is_dir);
+            return Err(e);
+        }
+        if is_dir {
+            self.add_dir_link(parent)?;
+        }
+        self.touch_dir(parent)?;
+        let st = self.inodes.get(&ino).expect("inserted");
+        Ok(self.attr_of(st))
+    }
+
+    fn abort_create(&mut self, ino: u32, is_dir: bool) {
+        if let Some(mut st) = self.inodes.remove(&ino) {
+            if let Some(map) = st.map.as_mut() {
+                let end = map.end();
+                for (p, n) in map.unmap(0, end.min(u64::from(u32::MAX)) as u32) {
+                    let _ = self.vol.free_blocks(p, u64::from(n));
+                }
+            }
+        }
+        let _ = self.vol.free_inode(ino, is_dir);
+    }
+
+    /// Adds a hard link to `ino` as `parent/name`.
+    pub fn link(&mut self, ino: u32, parent: u32, name: &[u8]) -> FsResult<Attr> {
+        self.writable()?;
+        check_name(name)?;
+        let st = self.get(ino)?;
+        if st.inode.is_dir() {
+            return Err(FsError::perm());
+        }
+        if st.inode.links_count >= LINK_MAX {
+            return Err(FsError::mlink());
+        }
+        let ft = FileType::from_mode(st.inode.mode);
+        self.dir_mut(parent)?.insert(name, ino, ft)?;
+        let st = self.get(ino)?;
+        st.inode.links_count += 1;
+        st.inode.ctime = now();
+        st.dirty = true;
+        if st.orphan && st.inode.links_count > 0 {
+            st.orphan = false;
+        }
+        self.touch_dir(parent)?;
+        let st = self.inodes.get(&ino).expect("loaded");
+        Ok(self.attr_of(st))
+    }
+
+    /// Removes a non-directory name.
+    pub fn unlink(&mut self, parent: u32, name: &[u8]) -> FsResult<()> {
+        self.writable()?;
+        let ino = self.lookup_ino(parent, name)?;
+        if self.get(ino)?.inode.is_dir() {
+            return Err(FsError::isdir());
+        }
+        self.dir_mut(parent)?.remove(name);
+        self.touch_dir(parent)?;
+        self.drop_link(ino)
+    }
+
+    /// One name of `ino` is gone: count it down, and release the inode when
+    /// nothing refers to it any more.
+    fn drop_link(&mut self, ino: u32) -> FsResult<()> {
+        let st = self.get(ino)?;
+        st.inode.links_count = st.inode.links_count.saturating_sub(1);
+        st.inode.ctime = now();
+        st.dirty = true;
+        if st.inode.links_count == 0 {
+            st.orphan = true;
+            self.maybe_release(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&mut self, parent: u32, name: &[u8]) -> FsResult<()> {
+        self.writable()?;
+        if name == b"." {
+            return Err(FsError::inval());
+        }
+        if name == b".." {
+            return Err(FsError::notempty());
+        }
+        let ino = self.lookup_ino(parent, name)?;
+        if !self.get(ino)?.inode.is_dir() {
+            return Err(FsError::notdir());
+        }
+        self.ensure_dir(ino)?;
+        if !self.inodes[&ino].dir.as_ref().expect("loaded").is_empty() {
+            return Err(FsError::notempty());
+        }
+        self.dir_mut(parent)?.remove(name);
+        self.drop_dir_link(parent)?;
+        self.touch_dir(parent)?;
+        let st = self.get(ino)?;
+        st.inode.links_count = 0;
+        st.inode.ctime = now();
+        st.dirty = true;
+        st.orphan = true;
+        if let Some(d) = st.dir.as_mut() {
+            d.dirty = false;
+        }
+        self.maybe_release(ino)
+    }
+
+    /// Renames `parent/name` to `newparent/newname`.
+    pub fn rename(
+        &mut self,
+        parent: u32,
+        name: &[u8],
+        newparent: u32,
+        newname: &[u8],
+        rflags: u32,
+    ) -> FsResult<()> {
+        self.writable()?;
+        check_name(newname)?;
+        if rflags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+            || rflags == RENAME_NOREPLACE | RENAME_EXCHANGE
+        {
+            return Err(FsError::inval());
+        }
+        let src = self.lookup_ino(parent, name)?;
+        let dst = match self.lookup_ino(newparent, newname) {
+            Ok(i) => Some(i),
+            Err(e) if e.errno == libc::ENOENT => None,
+            Err(e) => return Err(e),
+        };
+        let src_dir = self.get(src)?.inode.is_dir();
+        let t = now();
+        if rflags & RENAME_EXCHANGE != 0 {
+            let dst = dst.ok_or_else(FsError::noent)?;
+            let dst_dir = self.get(dst)?.inode.is_dir();
+            let sft = FileType::from_mode(self.get(src)?.inode.mode);
+            let dft = FileType::from_mode(self.get(dst)?.inode.mode);
+            self.dir_mut(parent)?.replace(name, dst, dft)?;
+            self.dir_mut(newparent)?.replace(newname, src, sft)?;
+            if parent != newparent {
+                if src_dir {
+                    self.dir_mut(src)?.parent = newparent;
+                    self.dir_mut(src)?.dirty = true;
+                }
+                if dst_dir {
+                    self.dir_mut(dst)?.parent = parent;
+                    self.dir_mut(dst)?.dirty = true;
+                }
+                if src_dir && !dst_dir {
+                    self.drop_dir_link(parent)?;
+                    self.add_dir_link(newparent)?;
+                } else if dst_dir && !src_dir {
+                    self.drop_dir_link(newparent)?;
+                    self.add_dir_link(parent)?;
+                }
+            }
+            for i in [src, dst] {
+                let st = self.get(i)?;
+                st.inode.ctime = t;
+                st.dirty = true;
+            }
+            self.touch_dir(parent)?;
+            self.touch_dir(newparent)?;
+            return Ok(());
+        }
+        if let Some(d) = dst {
+            if rflags & RENAME_NOREPLACE != 0 {
+                return Err(FsError::exist());
+            }
+            if d == src {
+                return Ok(()); // two names of one inode: nothing to do
+            }
+            let dst_dir = self.get(d)?.inode.is_dir();
+            if src_dir && !dst_dir {
+                return Err(FsError::notdir());
+            }
+            if !src_dir && dst_dir {
+                return Err(FsError::isdir());
+            }
+            if dst_dir {
+                self.ensure_dir(d)?;
+                if !self.inodes[&d].dir.as_ref().expect("loaded").is_empty() {
+                    return Err(FsError::notempty());
+                }
+            }
+        }
+        let sft = FileType::from_mode(self.get(src)?.inode.mode);
+        if src_dir && parent != newparent {
+            // The new parent gains a link before anything changes, so an
+            // EMLINK leaves everything as it was.
+            if dst.is_none() {
+                self.add_dir_link(newparent)?;
+            }
+        }
+        self.dir_mut(parent)?.remove(name);
+        match dst {
+            Some(d) => {
+                self.dir_mut(newparent)?.replace(newname, src, sft)?;
+                if self.get(d)?.inode.is_dir() {
+                    let st = self.get(d)?;
+                    st.inode.links_count = 0;
+                    st.inode.ctime = t;
+                    st.dirty = true;
+                    st.orphan = true;
+                    if let Some(dd) = st.dir.as_mut() {
+                        dd.dirty = false;
+                    }
+                    if parent == newparent || !src_dir {
+                        self.drop_dir_link(newparent)?;
+                    }
+                    self.maybe_release(d)?;
+                } else {
+                    self.drop_link(d)?;
+                }
+            }
+            None => self.dir_mut(newparent)?.insert(newname, src, sft)?,
+        }
+        if src_dir && parent != newparent {
+            self.dir_mut(src)?.parent = newparent;
+            self.dir_mut(src)?.dirty = true;
+            self.drop_dir_link(parent)?;
+        }
+        let st = self.get(src)?;
+        st.inode.ctime = t;
+        st.dirty = true;
+        self.touch_dir(parent)?;
+        if newparent != parent {
+            self.touch_dir(newparent)?;
+        }
+        Ok(())
+    }
+
+    /// Entries of directory `ino` after cookie `offset` ("." is 1, ".." 2).
+    pub fn readdir(&mut self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
+        self.ensure_dir(ino)?;
+        let dir = self.inodes[&ino].dir.as_ref().expect("loaded");
+        let mut out = Vec::new();
+        if offset < 1 {
+            out.push(DirEntryOut {
+                ino,
+                offset: 1,
+                file_type: FileType::Directory,
+                name: b".".to_vec(),
+            });
+        }
+        if offset < 2 {
+            out.push(DirEntryOut {
+                ino: dir.parent,
+                offset: 2,
+                file_type: FileType::Directory,
+                name: b"..".to_vec(),
+            });
+        }
+        for (c, e) in dir.iter_after(offset.max(2)) {
+            if out.len() >= max {
+                break;
+            }
+            out.push(DirEntryOut {
+                ino: e.ino,
+                offset: c,
+                file_type: e.file_type,
+                name: e.name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The target of a symlink.
+    pub fn readlink(&mut self, ino: u32) -> FsResult<Vec<u8>> {
+        let bs = self.vol.geo.block_size;
+        let st = self.get(ino)?;
+        if !st.inode.is_symlink() {
+            return Err(FsError::inval());
+        }
+        let size = usize::try_from(st.inode.size).map_err(|_| FsError::corrupt("symlink size"))?;
+        if size >= bs as usize {
+            return Err(FsError::corrupt(format!(
+                "symlink {ino}: size {size} too large"
+            )));
+        }
+        if st.inode.has_flag(flags::INLINE_DATA) {
+            return self.inline_file_data(ino);
+        }
+        if is_fast_symlink(&st.inode, bs) {
+            if size > 60 {
+                return Err(FsError::corrupt(format!("fast symlink {ino}: size {size}")));
+            }
+            return Ok(st.inode.block[..size].to_vec());
+        }
+        self.read_data(ino, 0, size as u32)
+    }
+
+    /// Releases an inode whose links, opens and lookups are all gone.
+    pub fn maybe_release(&mut self, ino: u32) -> FsResult<()> {
+        let Some(st) = self.inodes.get(&ino) else {
+            return Ok(());
+        };
+        if st.inode.links_count == 0 && st.open_count == 0 && st.nlookup == 0 {
+            self.free_inode_fully(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Frees every block of `ino` and the inode itself.
+    pub fn free_inode_fully(&mut self, ino: u32) -> FsResult<()> {
+        let bs = self.vol.geo.block_size;
+        let st = self.get(ino)?;
+        let is_dir = st.inode.is_dir();
+        let has_blocks = !is_fast_symlink(&st.inode, bs)
+            && matches!(st.inode.file_type(), S_IFREG | S_IFDIR | S_IFLNK)
+            && !st.inode.has_flag(flags::INLINE_DATA);
+        if has_blocks {
+            self.ensure_map(ino)?;
+            let st = self.inodes.get_mut(&ino).expect("loaded");
+            let map = st.map.as_mut().expect("loaded");
+            let end = map.end().min(u64::from(u32::MAX)) as u32;
+            let freed = map.unmap(0, end);
+            let meta = std::mem::take(&mut map.meta_blocks);
+            for (p, n) in freed {
+                self.vol.free_blocks(p, u64::from(n))?;
+            }
+            for b in meta {
+                self.vol.free_blocks(b, 1)?;
+            }
+        }
+        super::ops_xattr::release_xattr_block(self, ino)?;
+        let mut st = self.inodes.remove(&ino).expect("loaded");
+        let t = now();
+        st.inode.dtime = t.sec.clamp(1, i64::from(u32::MAX)) as u32;
+        st.inode.links_count = 0;
+        st.inode.size = 0;
+        st.inode.blocks_raw = 0;
+        st.inode.file_acl = 0;
+        if st.inode.has_flag(flags::EXTENTS) {
+            // An empty extent root, as the kernel leaves it.
+            let mut m = super::filemap::FileMap::new(super::filemap::MapKind::Extents);
+            m.dirty = true;
+            st.map = Some(m);
+            super::inode::write_back_map(&mut self.vol, &mut st)?;
+            st.inode.blocks_raw = 0;
+        } else {
+            st.inode.block = [0; 60];
+        }
+        st.tail.clear();
+        st.dir = None;
+        super::inode::store_inode(&mut self.vol, &mut st)?;
+        self.vol.free_inode(ino, is_dir)?;
+        Ok(())
+    }
+}
+
+/// The root directory's inode.
+pub const ROOT_INO: u32 = 2;
+
+/// Writes the orphan chain (s_last_orphan, linked through i_dtime) for the
+/// inodes that have no name left but are still open.
+pub fn write_back_orphans(state: &mut State) -> FsResult<()> {
+    let mut orphans: Vec<u32> = state
+        .inodes
+        .iter()
+        .filter(|(_, s)| s.orphan && s.inode.links_count == 0)
+        .map(|(&i, _)| i)
+        .collect();
+    orphans.sort_unstable();
+    let mut next = 0u32;
+    for &ino in orphans.iter().rev() {
+        let st = state.inodes.get_mut(&ino).expect("listed");
+        if st.inode.dtime != next {
+            st.inode.dtime = next;
+            st.dirty = true;
+        }
+        next = ino;
+        if st.dirty {
+            state.write_back_inode(ino)?;
+        }
+    }
+    if state.vol.sb.f.last_orphan != next {
+        state.vol.sb.f.last_orphan = next;
+    }
+    Ok(())
+}
+
+/// Releases (links 0) or trims to its size (still linked) one orphan.
+fn process_orphan(state: &mut State, ino: u32) -> FsResult<()> {
+    let st = state.get(ino)?;
+    if st.inode.links_count == 0 {
+        log::info!("releasing orphan inode {ino}");
+        state.free_inode_fully(ino)
+    } else {
+        let size = st.inode.size;
+        st.inode.dtime = 0;
+        st.dirty = true;
+        if st.inode.is_reg() {
+            state.truncate_blocks(ino, size)?;
+        }
+        Ok(())
+    }
+}
+
+/// The orphan file's entries (feature orphan_file): processed and cleared.
+fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
+    let of_ino = state.vol.sb.f.orphan_file_inum;
+    if of_ino == 0
+        || !state
+            .vol
+            .feat
+            .compat
+            .contains(crate::format::features::Compat::ORPHAN_FILE)
+    {
+        return Ok(());
+    }
+    state.ensure_map(of_ino)?;
+    let gen = state.get(of_ino)?.inode.generation;
+    let seed = state
+        .vol
+        .csum_seed
+        .map(|s| crate::format::csum::inode_seed(s, crate::format::InodeNo(of_ino), gen));
+    let runs: Vec<(u32, super::filemap::Run)> = state.inodes[&of_ino]
+        .map
+        .as_ref()
+        .expect("loaded")
+        .runs
+        .iter()
+        .map(|(&l, r)| (l, *r))
+        .collect();
+    for (_, r) in runs {
+        for i in 0..u64::from(r.len) {
+            let blk = r.phys + i;
+            let listed = match crate::format::orphan::parse_block(state.vol.read_block(blk)?) {
+                Ok(v) => v,
+                Err(e) => {
+                    log::warn!("orphan file block {blk}: {e}; leaving it to fsck");
+                    continue;
+                }
+            };
+            if listed.is_empty() {
+                continue;
+            }
+            for ino in &listed {
+                if let Err(e) = process_orphan(state, ino.0) {
+                    log::warn!("orphan inode {}: {e}", ino.0);
+                }
+            }
+            let data = state.vol.write_block(blk, super::cache::BlockKind::Meta)?;
+            crate::format::orphan::encode_empty_block(data)?;
+            if let Some(s) = seed {
+                crate::format::orphan::set_block_checksum(s, blk, data)?;
+            }
+        }
+    }
+    state.vol.sb.f.feature_ro_compat &= !RoCompat::ORPHAN_PRESENT.bits();
+    Ok(())
+}
+
+/// At mount: releases the inodes left on the orphan chain (and in the
+/// orphan file) by a daemon or kernel that stopped with unlinked files
+/// open or truncates unfinished.
+pub fn cleanup_orphans(state: &mut State) -> FsResult<()> {
+    cleanup_orphan_file(state)?;
+    let mut ino = state.vol.sb.f.last_orphan;
+    let mut seen = std::collections::HashSet::new();
+    while ino != 0 {
+        if !seen.insert(ino) || seen.len() > MAX_ORPHANS {
+            log::warn!("orphan chain loops or is too long; stopping at inode {ino}");
+            break;
+        }
+        let st = match state.get(ino) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("orphan inode {ino} unreadable: {e}; stopping");
+                break;
+            }
+        };
+        let next = st.inode.dtime;
+        process_orphan(state, ino)?;
+        ino = next;
+    }
+    state.vol.sb.f.last_orphan = 0;
+    Ok(())
+}
+
+impl Fs {
+    /// Looks up a name and takes a lookup reference on the result.
+    pub fn lookup(&self, parent: u32, name: &[u8]) -> FsResult<Attr> {
+        let mut st = self.lock();
+        let ino = st.lookup_ino(parent, name)?;
+        let s = st.get(ino)?;
+        s.nlookup += 1;
+        let s = st.inodes.get(&ino).expect("loaded");
+        Ok(st.attr_of(s))
+    }
+
+    /// Drops `n` lookup references.
+    pub fn forget(&self, ino: u32, n: u64) {
+        let mut st = self.lock();
+        if let Some(s) = st.inodes.get_mut(&ino) {
+            s.nlookup = s.nlookup.saturating_sub(n);
+            if s.nlookup == 0 {
+                if let Err(e) = st.maybe_release(ino) {
+                    log::error!("releasing inode {ino}: {e}");
+                }
+            }
+        }
+    }
+
+    /// mknod/mkdir/create: a new inode, with a lookup reference.
+    pub fn create(
+        &self,
+        parent: u32,
+        name: &[u8],
+        mode: u16,
+        rdev: u32,
+        caller: Caller,
+    ) -> FsResult<Attr> {
+        let mut st = self.lock();
+        let a = st.create_node(parent, name, mode, rdev, caller, None)?;
+        st.get(a.ino)?.nlookup += 1;
+        st.sync_if_requested()?;
+        Ok(a)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u32,
+        name: &[u8],
+        target: &[u8],
+        caller: Caller,
+    ) -> FsResult<Attr> {
+        if target.is_empty() {
+            return Err(FsError::noent());
+        }
+        let mut st = self.lock();
+        if target.len() >= st.vol.geo.block_size as usize {
+            return Err(FsError::nametoolong());
+        }
+        let a = st.create_node(parent, name, S_IFLNK | 0o777, 0, caller, Some(target))?;
+        st.get(a.ino)?.nlookup += 1;
+        st.sync_if_requested()?;
+        Ok(a)
+    }
+
+    pub fn link(&self, ino: u32, parent: u32, name: &[u8]) -> FsResult<Attr> {
+        let mut st = self.lock();
+        let a = st.link(ino, parent, name)?;
+        st.get(ino)?.nlookup += 1;
+        st.sync_if_requested()?;
+        Ok(a)
+    }
+
+    pub fn unlink(&self, parent: u32, name: &[u8]) -> FsResult<()> {
+        let mut st = self.lock();
+        st.unlink(parent, name)?;
+        st.sync_if_requested()
+    }
+
+    pub fn rmdir(&self, parent: u32, name: &[u8]) -> FsResult<()> {
+        let mut st = self.lock();
+        st.rmdir(parent, name)?;
+        st.sync_if_requested()
+    }
+
+    pub fn rename(
+        &self,
+        parent: u32,
+        name: &[u8],
+        newparent: u32,
+        newname: &[u8],
+        flags: u32,
+    ) -> FsResult<()> {
+        let mut st = self.lock();
+        st.rename(parent, name, newparent, newname, flags)?;
+        st.sync_if_requested()
+    }
+
+    pub fn readdir(&self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
+        let mut st = self.lock();
+        let out = st.readdir(ino, offset, max)?;
+        if offset == 0 {
+            st.touch_atime(ino);
+        }
+        Ok(out)
+    }
+
+    pub fn readlink(&self, ino: u32) -> FsResult<Vec<u8>> {
+        self.lock().readlink(ino)
+    }
+}

@@ -1,0 +1,291 @@
+//! Extended attributes: get, set (with XATTR_CREATE / XATTR_REPLACE), list
+//! and remove, stored the way ext4 stores them: in the inode's extra space
+//! first, the rest in one xattr block (shared blocks are copied on write);
+//! POSIX ACLs converted between the VFS format and ext4's on-disk format.
+
+use super::cache::BlockKind;
+use super::error::{FsError, FsResult};
+use super::inode::{update_i_blocks, InodeState};
+use super::volume::Volume;
+use super::{now, Fs, State};
+use crate::format::features::Compat;
+use crate::format::xattr::index as xattr_index;
+use crate::format::xattr::{
+    acl_disk_to_xattr, acl_xattr_to_disk, encode_block, encode_ibody, parse_block, parse_ibody,
+    place, set_block_checksum, set_block_refcount, verify_block_checksum, Xattr,
+};
+
+/// setxattr flags.
+pub const XATTR_CREATE: u32 = 1;
+pub const XATTR_REPLACE: u32 = 2;
+
+fn is_acl_name(name: &[u8]) -> bool {
+    name == b"system.posix_acl_access" || name == b"system.posix_acl_default"
+}
+
+fn load_xattrs(vol: &Volume, st: &InodeState) -> FsResult<Vec<Xattr>> {
+    let mut out = Vec::new();
+    for e in parse_ibody(&st.tail, false)
+        .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?
+    {
+        out.push(
+            e.to_xattr()
+                .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?,
+        );
+    }
+    if st.inode.file_acl != 0 {
+        let blk = st.inode.file_acl;
+        let data = vol.read_block(blk)?;
+        if let Some(seed) = vol.csum_seed {
+            verify_block_checksum(seed, blk, data).map_err(|e| {
+                FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino))
+            })?;
+        }
+        let (_, entries) = parse_block(data, false)
+            .map_err(|e| FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino)))?;
+        for e in entries {
+            out.push(
+                e.to_xattr()
+                    .map_err(|e| FsError::corrupt(format!("inode {}: {e}", st.ino)))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+impl State {
+    fn ensure_xattrs(&mut self, ino: u32) -> FsResult<&mut Vec<Xattr>> {
+        let st = self.get(ino)?;
+        if st.xattrs.is_none() {
+            let st = self.inodes.get(&ino).expect("loaded");
+            let list = load_xattrs(&self.vol, st)?;
+            self.inodes.get_mut(&ino).expect("loaded").xattrs = Some(list);
+        }
+        Ok(self
+            .inodes
+            .get_mut(&ino)
+            .expect("loaded")
+            .xattrs
+            .as_mut()
+            .expect("loaded"))
+    }
+
+    pub fn getxattr(&mut self, ino: u32, name: &[u8]) -> FsResult<Vec<u8>> {
+        let list = self.ensure_xattrs(ino)?;
+        let x = list
+            .iter()
+            .find(|x| x.full_name().as_deref() == Some(name))
+            .ok_or_else(FsError::nodata)?;
+        if is_acl_name(name) {
+            return acl_disk_to_xattr(&x.value)
+                .map_err(|e| FsError::corrupt(format!("inode {ino}: bad ACL: {e}")));
+        }
+        Ok(x.value.clone())
+    }
+
+    pub fn listxattr(&mut self, ino: u32) -> FsResult<Vec<u8>> {
+        let list = self.ensure_xattrs(ino)?;
+        let mut out = Vec::new();
+        for x in list.iter() {
+            if x.index == xattr_index::SYSTEM && x.name == b"data" {
+                continue; // inline data's continuation, not a user-visible attribute
+            }
+            if let Some(n) = x.full_name() {
+                out.extend_from_slice(&n);
+                out.push(0);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn setxattr(&mut self, ino: u32, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        if self.vol.read_only {
+            return Err(FsError::rofs());
+        }
+        if !self.vol.feat.compat.contains(Compat::EXT_ATTR) {
+            return Err(FsError::opnotsupp());
+        }
+        if name.len() > 255 + 32 {
+            return Err(FsError::range());
+        }
+        let stored = if is_acl_name(name) {
+            acl_xattr_to_disk(value).map_err(|_| FsError::inval())?
+        } else {
+            value.to_vec()
+        };
+        let new = Xattr::from_full_name(name, stored).ok_or_else(FsError::opnotsupp)?;
+        if new.name.is_empty() || new.name.len() > 255 {
+            return Err(if new.name.is_empty() {
+                FsError::inval()
+            } else {
+                FsError::range()
+            });
+        }
+        let bs = self.vol.block_size();
+        if new.value.len() > bs {
+            return Err(FsError::e2big());
+        }
+        let isize = self.vol.geo.inode_size as usize;
+        let extra = usize::from(self.get(ino)?.inode.extra_isize);
+        let area = if isize > 128 { isize - 128 - extra } else { 0 };
+        let list = self.ensure_xattrs(ino)?;
+        let pos = list
+            .iter()
+            .position(|x| x.index == new.index && x.name == new.name);
+        match (pos, flags & (XATTR_CREATE | XATTR_REPLACE)) {
+            (Some(_), XATTR_CREATE) => return Err(FsError::exist()),
+            (None, XATTR_REPLACE) => return Err(FsError::nodata()),
+            _ => {}
+        }
+        let mut candidate = list.clone();
+        match pos {
+            Some(i) => candidate[i] = new,
+            None => candidate.push(new),
+        }
+        if place(&candidate, area, bs).is_err() {
+            return Err(FsError::nospc());
+        }
+        *list = candidate;
+        let st = self.inodes.get_mut(&ino).expect("loaded");
+        st.xattrs_dirty = true;
+        st.inode.ctime = now();
+        st.dirty = true;
+        Ok(())
+    }
+
+    pub fn remove_system_data(&mut self, ino: u32) -> FsResult<()> {
+        let list = self.ensure_xattrs(ino)?;
+        list.retain(|x| !(x.index == xattr_index::SYSTEM && x.name == b"data"));
+        let st = self.inodes.get_mut(&ino).expect("loaded");
+        st.xattrs_dirty = true;
+        Ok(())
+    }
+
+    pub fn removexattr(&mut self, ino: u32, name: &[u8]) -> FsResult<()> {
+        if self.vol.read_only {
+            return Err(FsError::rofs());
+        }
+        let list = self.ensure_xattrs(ino)?;
+        let pos = list
+            .iter()
+            .position(|x| x.full_name().as_deref() == Some(name))
+            .ok_or_else(FsError::nodata)?;
+        list.remove(pos);
+        let st = self.inodes.get_mut(&ino).expect("loaded");
+        st.xattrs_dirty = true;
+        st.inode.ctime = now();
+        st.dirty = true;
+        Ok(())
+    }
+}
+
+/// Drops this inode's reference to its xattr block (freeing the block when
+/// it was the last).
+pub fn release_xattr_block(state: &mut State, ino: u32) -> FsResult<()> {
+    let blk = state.get(ino)?.inode.file_acl;
+    if blk == 0 {
+        return Ok(());
+    }
+    drop_block_ref(&mut state.vol, blk)?;
+    let st = state.inodes.get_mut(&ino).expect("loaded");
+    st.inode.file_acl = 0;
+    st.dirty = true;
+    Ok(())
+}
+
+fn drop_block_ref(vol: &mut Volume, blk: u64) -> FsResult<()> {
+    let refcount = match parse_block(vol.read_block(blk)?, false) {
+        Ok((h, _)) => h.refcount,
+        Err(e) => {
+            log::warn!("xattr block {blk} unreadable ({e}); freeing it");
+            1
+        }
+    };
+    if refcount <= 1 {
+        vol.free_blocks(blk, 1)?;
+    } else {
+        let seed = vol.csum_seed;
+        let data = vol.write_block(blk, BlockKind::Meta)?;
+        set_block_refcount(data, refcount - 1)?;
+        if let Some(s) = seed {
+            set_block_checksum(s, blk, data)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a changed xattr list: in-inode area, then the block.
+pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
+    if !st.xattrs_dirty {
+        return Ok(());
+    }
+    let list = st.xattrs.clone().unwrap_or_default();
+    let bs = vol.block_size();
+    let isize = vol.geo.inode_size as usize;
+    let area_len = if isize > 128 {
+        isize - 128 - usize::from(st.inode.extra_isize)
+    } else {
+        0
+    };
+    let placed = place(&list, area_len, bs).map_err(|_| FsError::nospc())?;
+    let mut area = vec![0u8; area_len];
+    encode_ibody(&placed.ibody, &mut area)?;
+    st.tail = area;
+    let old = st.inode.file_acl;
+    if placed.block.is_empty() {
+        if old != 0 {
+            drop_block_ref(vol, old)?;
+            st.inode.file_acl = 0;
+        }
+    } else {
+        let shared = old != 0
+            && parse_block(vol.read_block(old)?, false)
+                .map(|(h, _)| h.refcount > 1)
+                .unwrap_or(false);
+        let blk = if old != 0 && !shared {
+            old
+        } else {
+            if shared {
+                drop_block_ref(vol, old)?;
+            }
+            let goal = vol.descs[vol.geo.inode_location(st.ino).0 as usize].inode_table;
+            vol.alloc_blocks(goal, 1)?.0
+        };
+        let seed = vol.csum_seed;
+        let data = vol.new_block(blk, BlockKind::Meta)?;
+        encode_block(&placed.block, 1, data)?;
+        if let Some(s) = seed {
+            set_block_checksum(s, blk, data)?;
+        }
+        st.inode.file_acl = blk;
+    }
+    if st.map.is_some() {
+        update_i_blocks(vol, st);
+    } else {
+        // No data blocks (device nodes, fast symlinks): only the xattr block.
+        let blocks = u64::from(st.inode.file_acl != 0) * u64::from(vol.geo.block_size / 512);
+        st.inode.set_blocks_512(blocks, vol.geo.block_size);
+    }
+    st.xattrs_dirty = false;
+    st.dirty = true;
+    Ok(())
+}
+
+impl Fs {
+    pub fn getxattr(&self, ino: u32, name: &[u8]) -> FsResult<Vec<u8>> {
+        self.lock().getxattr(ino, name)
+    }
+    pub fn listxattr(&self, ino: u32) -> FsResult<Vec<u8>> {
+        self.lock().listxattr(ino)
+    }
+    pub fn setxattr(&self, ino: u32, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
+        let mut st = self.lock();
+        st.setxattr(ino, name, value, flags)?;
+        st.sync_if_requested()
+    }
+    pub fn removexattr(&self, ino: u32, name: &[u8]) -> FsResult<()> {
+        let mut st = self.lock();
+        st.removexattr(ino, name)?;
+        st.sync_if_requested()
+    }
+}
