@@ -97,6 +97,8 @@ pub struct Checker {
     pub ea_refcount: HashMap<u64, i64>,
     /// EA blocks: the refcount stored.
     pub ea_stored: HashMap<u64, u32>,
+    /// EA blocks: blocks charged to each user (1 + EA inode values).
+    pub ea_quota: HashMap<u64, u64>,
     /// References to EA inodes from xattr entries.
     pub ea_inode_refs: HashMap<u32, u64>,
     /// Directories to rebuild (duplicate names, broken htree).
@@ -157,6 +159,7 @@ impl Checker {
             dblist: Vec::new(),
             ea_refcount: HashMap::new(),
             ea_stored: HashMap::new(),
+            ea_quota: HashMap::new(),
             ea_inode_refs: HashMap::new(),
             dirs_to_rehash: BTreeSet::new(),
             lost_found: 0,
@@ -214,6 +217,7 @@ impl Checker {
         self.dblist.clear();
         self.ea_refcount.clear();
         self.ea_stored.clear();
+        self.ea_quota.clear();
         self.ea_inode_refs.clear();
         self.dirs_to_rehash.clear();
         self.lost_found = 0;
@@ -315,7 +319,13 @@ impl Checker {
         let mut hops = 0;
         while cur != 2 && hops < 64 {
             hops += 1;
-            let parent = self.dirs.get(&cur).map(|d| d.parent).unwrap_or(0);
+            let mut parent = self.dirs.get(&cur).map(|d| d.parent).unwrap_or(0);
+            if parent == 0 {
+                parent = self.dirs.get(&cur).map(|d| d.dotdot).unwrap_or(0);
+            }
+            if parent == 0 {
+                parent = self.lookup(cur, b"..").unwrap_or(0);
+            }
             if parent == 0 || parent == cur {
                 return if parts.is_empty() {
                     format!("<{ino}>")

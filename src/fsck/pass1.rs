@@ -145,6 +145,10 @@ pub struct Out {
     pub set_features: Vec<Incompat>,
     pub large_file: bool,
     pub zero_length_dir_pending: bool,
+    /// Blocks of EA inodes charged by the in-inode attributes.
+    pub ibody_quota_blocks: u64,
+    /// EA inodes to flag EA_INODE.
+    pub set_ea_flag: Vec<u32>,
 }
 
 /// Examines inode `ino` (raw bytes `orig`). `None`: unused and clean.
@@ -393,6 +397,7 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
     }
     let mut ib = IbodyResult::default();
     if check_inode_extra_space(
+        fs,
         ask,
         ino,
         &mut out.raw,
@@ -407,6 +412,8 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
         out.failed_csum = false;
     }
     out.ea_inode_refs = ib.ea_inode_refs;
+    out.ibody_quota_blocks = ib.quota_blocks;
+    out.set_ea_flag = ib.set_ea_flag;
     check_is_really_dir(env, ask, &mut out);
     if extent_fs
         && out.raw.has_flag(fl::EXTENTS)
@@ -1034,7 +1041,7 @@ pub fn group_meta_blocks(fs: &Fs, g: u32) -> Vec<(u64, u64)> {
     if !meta_bg || mg < first_meta_bg {
         if has_super {
             let n = if meta_bg {
-                u64::from(first_meta_bg.min(geo.gdt_blocks))
+                u64::from(first_meta_bg)
             } else {
                 u64::from(geo.gdt_blocks) + u64::from(geo.reserved_gdt_blocks)
             };
@@ -1376,6 +1383,12 @@ impl Checker {
         if let Some(n) = out.dx_blocks {
             self.dx_dirs.insert(ino, DxDir { numblocks: n });
         }
+        for e in std::mem::take(&mut out.set_ea_flag) {
+            let mut r = self.fs.read_inode(e);
+            let f = r.flags() | fl::EA_INODE;
+            r.set_flags(f);
+            self.write_inode(e, &r);
+        }
         for r in out.ea_inode_refs.drain(..) {
             *self.ea_inode_refs.entry(r).or_insert(0) += 1;
         }
@@ -1388,13 +1401,13 @@ impl Checker {
     fn finish_check_blocks(&mut self, out: &mut Out) {
         let ino = out.ino;
         let fs_hurd = self.fs.hurd;
-        let mut num_blocks = out.acc.num_blocks;
+        let mut num_blocks = out.acc.num_blocks + out.ibody_quota_blocks;
         let blk = out.raw.file_acl(fs_hurd);
         if blk != 0 {
             if !self.fs.has_compat(Compat::EXT_ATTR) || !self.fs.valid_block(blk) {
                 out.bad = true;
             } else if self.block_ea.get(blk) {
-                num_blocks += 1;
+                num_blocks += self.ea_quota.get(&blk).copied().unwrap_or(1);
                 let e = self.ea_refcount.entry(blk).or_insert(0);
                 *e -= 1;
             } else {
@@ -1402,9 +1415,12 @@ impl Checker {
                 let csum_ok = !self.fs.has_metadata_csum()
                     || crate::format::xattr::verify_block_checksum(self.fs.seed, blk, &block).is_ok();
                 let ea_inode_fs = self.fs.has_incompat(Incompat::EA_INODE);
+                let gen = out.raw.generation();
                 let verdict = check_ea_block(
+                    &self.fs,
                     &mut self.rep,
                     ino,
+                    gen,
                     blk,
                     &block,
                     csum_ok,
@@ -1417,7 +1433,11 @@ impl Checker {
                         refcount,
                         csum_bad,
                         ea_inode_refs,
+                        quota_blocks,
+                        set_ea_flag,
                     } => {
+                        out.set_ea_flag.extend(set_ea_flag);
+                        self.ea_quota.insert(blk, quota_blocks);
                         if csum_bad
                             && self.fix(
                                 Code::EaBlockOnlyCsumInvalid,
@@ -1439,7 +1459,7 @@ impl Checker {
                         self.ea_refcount.insert(blk, i64::from(refcount) - 1);
                         self.mark_blocks_used(blk, 1);
                         self.block_ea.set(blk);
-                        num_blocks += 1;
+                        num_blocks += quota_blocks;
                     }
                     EaBlock::Clear => {
                         out.raw.set_file_acl(0, fs_hurd);

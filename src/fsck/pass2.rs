@@ -181,9 +181,7 @@ impl Checker {
         let mut raw = self.fs.read_inode(ino);
         raw.clear_flags(fl::INDEX);
         self.write_inode(ino, &raw);
-        if self.can_write() {
-            self.dirs_to_rehash.insert(ino);
-        }
+        self.dirs_to_rehash.insert(ino);
     }
 
     fn will_rehash(&self, ino: u32) -> bool {
@@ -191,9 +189,7 @@ impl Checker {
     }
 
     fn rehash_later(&mut self, ino: u32) {
-        if self.can_write() {
-            self.dirs_to_rehash.insert(ino);
-        }
+        self.dirs_to_rehash.insert(ino);
     }
 
     /// `check_dir_block` for one directory block.
@@ -419,7 +415,7 @@ impl Checker {
                 if dot_state == 0 {
                     (ino, b".".to_vec())
                 } else {
-                    (get_u32(&buf, 0).unwrap_or(0), b"..".to_vec())
+                    (get_u32(&area, 0).unwrap_or(0), b"..".to_vec())
                 }
             } else {
                 let nl = usize::from(area[offset + 6]);
@@ -476,7 +472,7 @@ impl Checker {
                 if let Some(code) = problem {
                     p.path = self.dir_path(ino);
                     if self.fix(code, &p) {
-                        zero_entry(&mut area, offset, fake, &mut buf);
+                        zero_entry(&mut area, offset, fake);
                         modified = true;
                         skip = true;
                     } else {
@@ -487,7 +483,7 @@ impl Checker {
                     }
                 }
                 if !skip && self.inode_bad.get(u64::from(d_ino)) && self.process_bad_inode(ino, d_ino) {
-                    zero_entry(&mut area, offset, fake, &mut buf);
+                    zero_entry(&mut area, offset, fake);
                     modified = true;
                     skip = true;
                 }
@@ -518,7 +514,7 @@ impl Checker {
                     if !self.restart_later && !self.inode_used.get(u64::from(d_ino)) {
                         p.path = self.dir_path(ino);
                         if self.fix(Code::UnusedInode, &p) {
-                            zero_entry(&mut area, offset, fake, &mut buf);
+                            zero_entry(&mut area, offset, fake);
                             modified = true;
                             skip = true;
                         } else {
@@ -672,12 +668,9 @@ impl Checker {
             }
             if inline {
                 let mut r = self.fs.read_inode(ino);
-                let n = area.len();
                 if db.lblk == 0 {
-                    r[0x28 + 4..0x28 + 4 + n.min(56)].copy_from_slice(&area[..n.min(56)]);
-                    if buf.len() >= 4 {
-                        r[0x28..0x2c].copy_from_slice(&buf[..4]);
-                    }
+                    let n = area.len().min(60);
+                    r[0x28..0x28 + n].copy_from_slice(&area[..n]);
                 } else {
                     super::xattr_check::set_inline_data_ea(&mut r, self.fs.inode_size, &area);
                 }
@@ -1134,10 +1127,10 @@ impl Checker {
     }
 }
 
-fn zero_entry(area: &mut [u8], off: usize, fake: bool, buf: &mut [u8]) {
+fn zero_entry(area: &mut [u8], off: usize, fake: bool) {
     if fake {
         // ".." of an inline directory lives in the first 4 bytes.
-        buf[..4].fill(0);
+        area[..4].fill(0);
     } else {
         area[off..off + 4].fill(0);
     }

@@ -297,7 +297,7 @@ impl Checker {
     /// Rewrites the directories marked for rebuilding as linear directories
     /// (duplicate names renamed), clearing their index.
     fn rehash_directories(&mut self) {
-        if self.dirs_to_rehash.is_empty() || !self.can_write() {
+        if self.dirs_to_rehash.is_empty() {
             return;
         }
         self.rep.say_header("Pass 3A: Optimizing directories\n");
@@ -371,6 +371,9 @@ impl Checker {
                 seen.insert(name.clone());
                 entries.push((name, d.inode, if filetype { b[d.off + 7] } else { 0 }));
             }
+        }
+        if !self.can_write() {
+            return;
         }
         // Write them back, packed, from block 0.
         let end = if csum { bs - 12 } else { bs };

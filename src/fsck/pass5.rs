@@ -208,7 +208,7 @@ impl Checker {
         let mut fixed = false;
         if !diffs.is_empty() {
             let p = PCtx {
-                str: format!(" {}", format_diffs(&diffs)),
+                str: format_diffs(&diffs),
                 ..PCtx::default()
             };
             if self.fix(Code::BlockBitmapDiff, &p) {
@@ -393,7 +393,7 @@ impl Checker {
         let mut fixed = false;
         if !diffs.is_empty() {
             let p = PCtx {
-                str: format!(" {}", format_diffs(&diffs)),
+                str: format_diffs(&diffs),
                 ..PCtx::default()
             };
             if self.fix(Code::InodeBitmapDiff, &p) {
@@ -470,15 +470,46 @@ impl Checker {
         }
     }
 
-    /// Padding of the in-memory inode bitmap past `s_inodes_count`.
+    /// Whether the bytes of a bitmap block past `used_bytes` are all 0xff
+    /// for every initialized group (e2fsprogs' "bitmap tail" check).
+    fn bitmap_tails_ok(&self, inode: bool) -> bool {
+        let used = if inode {
+            (self.fs.ipg / 8) as usize
+        } else {
+            (self.fs.sb.f.clusters_per_group / 8) as usize
+        };
+        for g in 0..self.fs.groups_count() {
+            let (uninit, loc, invalid) = if inode {
+                (self.inode_uninit_honored(g), self.fs.groups[g as usize].inode_bitmap, self.invalid_ib[g as usize])
+            } else {
+                (self.block_uninit_honored(g), self.fs.groups[g as usize].block_bitmap, self.invalid_bb[g as usize])
+            };
+            if uninit || invalid || loc == 0 {
+                continue;
+            }
+            if let Some(b) = self.fs.block(loc) {
+                if b.get(used..).is_some_and(|t| t.iter().any(|&x| x != 0xff)) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Padding of the in-memory inode bitmap past `s_inodes_count`, and
+    /// the tails of the inode bitmap blocks.
     fn check_inode_end(&mut self) {
         let end = u64::from(self.fs.ipg) * u64::from(self.fs.groups_count());
         let n = u64::from(self.fs.inodes_count);
-        if end <= n {
-            return;
+        let mut bad = false;
+        if end > n {
+            let disk = self.disk_inode_bitmap();
+            bad = (n..end).any(|i| !disk.get(i));
         }
-        let disk = self.disk_inode_bitmap();
-        if (n..end).any(|i| !disk.get(i)) && self.fix(Code::InodeBmapPadding, &PCtx::default()) {
+        if !bad {
+            bad = !self.bitmap_tails_ok(true);
+        }
+        if bad && self.fix(Code::InodeBmapPadding, &PCtx::default()) {
             self.write_inode_bitmaps();
         }
     }
@@ -490,16 +521,17 @@ impl Checker {
         let bits = self.fs.cluster_bits;
         let nclusters = (self.fs.blocks_count - self.fs.first_data_block).div_ceil(1 << bits);
         let end = ng * cpg;
-        if end <= nclusters {
-            return;
-        }
         let g = (ng - 1) as u32;
-        if self.block_uninit_honored(g) {
-            return;
+        let mut bad = false;
+        if !self.block_uninit_honored(g) {
+            let disk = self.disk_block_bitmap();
+            bad = (nclusters..end).any(|c| !disk.get(c));
         }
-        let disk = self.disk_block_bitmap();
-        if (nclusters..end).any(|c| !disk.get(c)) && self.fix(Code::BlockBmapPadding, &PCtx::default()) {
-            self.write_block_bitmaps(Some(g));
+        if !bad {
+            bad = !self.bitmap_tails_ok(false);
+        }
+        if bad && self.fix(Code::BlockBmapPadding, &PCtx::default()) {
+            self.write_block_bitmaps(None);
         }
     }
 

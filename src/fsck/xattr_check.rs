@@ -89,12 +89,67 @@ fn hash_ok(stored: u32, name: &[u8], value: &[u8]) -> bool {
 pub struct IbodyResult {
     /// EA inodes referenced by entries.
     pub ea_inode_refs: Vec<u32>,
+    /// Blocks charged to the inode for values in EA inodes.
+    pub quota_blocks: u64,
+    /// EA inodes whose EA_INODE flag must be set.
+    pub set_ea_flag: Vec<u32>,
+}
+
+/// The outcome of `check_large_ea_inode`.
+pub enum LargeEa {
+    /// Valid: blocks charged to the parent.
+    Ok(u64),
+    /// Valid once the EA_INODE flag is set on it.
+    SetFlag(u64),
+    Bad(Code, u64),
+}
+
+/// `check_large_ea_inode`: an entry whose value lives in inode `inum`.
+pub fn check_large_ea_inode(
+    fs: &super::fs::Fs,
+    ask: &mut dyn Ask,
+    parent: u32,
+    parent_gen: u32,
+    name: &[u8],
+    inum: u32,
+    value_size: usize,
+    e_hash: u32,
+) -> LargeEa {
+    if inum < fs.first_ino || inum > fs.inodes_count {
+        return LargeEa::Bad(Code::AttrValueEaInode, u64::from(inum));
+    }
+    let ea = fs.read_inode(inum);
+    let stored_hash = u32::from_le_bytes([ea[8], ea[9], ea[10], ea[11]]);
+    let (h1, h2) = crate::format::xattr::ea_inode_entry_hash(name, stored_hash);
+    let quota;
+    if e_hash == h1 || e_hash == h2 {
+        quota = (value_size as u64).div_ceil(fs.bs64 << fs.cluster_bits) << fs.cluster_bits;
+    } else if ea.mtime() == parent && ea.generation() == parent_gen {
+        quota = 0;
+    } else if !ea.has_flag(super::ino::fl::EA_INODE) {
+        return LargeEa::Bad(Code::AttrValueEaInode, u64::from(inum));
+    } else {
+        return LargeEa::Bad(Code::AttrHash, u64::from(e_hash));
+    }
+    if !ea.has_flag(super::ino::fl::EA_INODE) {
+        let p = PCtx {
+            ino: parent,
+            num: u64::from(inum),
+            ..PCtx::default()
+        };
+        if ask.fix(Code::AttrSetEaInodeFl, &p) {
+            return LargeEa::SetFlag(quota);
+        }
+        return LargeEa::Bad(Code::AttrNoEaInodeFl, u64::from(inum));
+    }
+    LargeEa::Ok(quota)
 }
 
 /// `check_inode_extra_space`: checks `i_extra_isize` and the in-inode
 /// attributes of `raw` (modified in place when fixed; returns whether it
 /// was modified).
 pub fn check_inode_extra_space(
+    fs: &super::fs::Fs,
     ask: &mut dyn Ask,
     ino: u32,
     raw: &mut Vec<u8>,
@@ -135,7 +190,7 @@ pub fn check_inode_extra_space(
     }
     let hstart = 128 + extra;
     if get_u32(raw, hstart) == Some(XATTR_MAGIC) {
-        dirty |= check_ea_in_inode(ask, ino, raw, hstart, inode_size, ea_inode_fs, inodes_count, first_ino, result);
+        dirty |= check_ea_in_inode(fs, ask, ino, raw, hstart, inode_size, ea_inode_fs, inodes_count, first_ino, result);
     }
     // Timestamps with the old (invalid) pre-1970 encoding: only meaningful
     // before 2242; the check is a fix e2fsck offers as NO_OK.
@@ -144,6 +199,7 @@ pub fn check_inode_extra_space(
 
 #[allow(clippy::too_many_arguments)]
 fn check_ea_in_inode(
+    fs: &super::fs::Fs,
     ask: &mut dyn Ask,
     ino: u32,
     raw: &mut Vec<u8>,
@@ -161,6 +217,8 @@ fn check_ea_in_inode(
     let mut remain = storage.saturating_sub(4);
     let mut off = 4usize;
     let mut refs = Vec::new();
+    let mut quota = 0u64;
+    let mut set_flag = Vec::new();
     region.alloc(0, 4);
     loop {
         if remain < ENTRY_LEN {
@@ -202,11 +260,22 @@ fn check_ea_in_inode(
             }
             remain -= e.value_size;
         } else {
-            if !ea_inode_fs || e.value_inum < first_ino || e.value_inum > inodes_count {
-                problem = Some((Code::AttrValueEaInode, u64::from(e.value_inum)));
-                break;
+            let _ = (ea_inode_fs, inodes_count, first_ino);
+            match check_large_ea_inode(fs, ask, ino, raw.generation(), e.name, e.value_inum, e.value_size, e.hash) {
+                LargeEa::Ok(q) => {
+                    quota += q;
+                    refs.push(e.value_inum);
+                }
+                LargeEa::SetFlag(q) => {
+                    quota += q;
+                    refs.push(e.value_inum);
+                    set_flag.push(e.value_inum);
+                }
+                LargeEa::Bad(c, n) => {
+                    problem = Some((c, n));
+                    break;
+                }
             }
-            refs.push(e.value_inum);
         }
         off += pad4(ENTRY_LEN + e.name_len);
     }
@@ -225,10 +294,14 @@ fn check_ea_in_inode(
                 return true;
             }
             result.ea_inode_refs.extend(refs);
+            result.quota_blocks += quota;
+            result.set_ea_flag.extend(set_flag);
             false
         }
         None => {
             result.ea_inode_refs.extend(refs);
+            result.quota_blocks += quota;
+            result.set_ea_flag.extend(set_flag);
             false
         }
     }
@@ -242,6 +315,9 @@ pub enum EaBlock {
         refcount: u32,
         csum_bad: bool,
         ea_inode_refs: Vec<u32>,
+        /// Blocks charged to each inode using it (1 + EA inode values).
+        quota_blocks: u64,
+        set_ea_flag: Vec<u32>,
     },
     /// Detach it from the inode (`i_file_acl` = 0).
     Clear,
@@ -253,8 +329,10 @@ pub enum EaBlock {
 /// `blk`) for inode `ino`.
 #[allow(clippy::too_many_arguments)]
 pub fn check_ea_block(
+    fs: &super::fs::Fs,
     ask: &mut dyn Ask,
     ino: u32,
+    ino_gen: u32,
     blk: u64,
     block: &[u8],
     csum_ok: bool,
@@ -281,6 +359,8 @@ pub fn check_ea_block(
         return EaBlock::Clear;
     }
     let mut refs = Vec::new();
+    let mut quota = fs.bs64.max(1) / fs.bs64.max(1) << fs.cluster_bits;
+    let mut set_flag = Vec::new();
     let mut off = 32usize;
     let mut steps = 0usize;
     while off + 4 <= bs && get_u32(block, off).is_some_and(|w| w != 0) && steps < bs {
@@ -329,16 +409,23 @@ pub fn check_ea_block(
                 }
             }
         } else {
-            if !ea_inode_fs || e.value_inum < first_ino || e.value_inum > inodes_count {
-                let pe = PCtx {
-                    num: u64::from(e.value_inum),
-                    ..p.clone()
-                };
-                if ask.fix(Code::AttrValueEaInode, &pe) {
-                    return EaBlock::Clear;
+            let _ = (ea_inode_fs, inodes_count, first_ino);
+            match check_large_ea_inode(fs, ask, ino, ino_gen, e.name, e.value_inum, e.value_size, e.hash) {
+                LargeEa::Ok(q) => {
+                    quota += q;
+                    refs.push(e.value_inum);
                 }
-            } else {
-                refs.push(e.value_inum);
+                LargeEa::SetFlag(q) => {
+                    quota += q;
+                    refs.push(e.value_inum);
+                    set_flag.push(e.value_inum);
+                }
+                LargeEa::Bad(c, n) => {
+                    let pe = PCtx { num: n, ..p.clone() };
+                    if ask.fix(c, &pe) {
+                        return EaBlock::Clear;
+                    }
+                }
             }
         }
         off += pad4(ENTRY_LEN + e.name_len);
@@ -350,6 +437,8 @@ pub fn check_ea_block(
         refcount: get_u32(block, 4).unwrap_or(0),
         csum_bad: !csum_ok,
         ea_inode_refs: refs,
+        quota_blocks: quota,
+        set_ea_flag: set_flag,
     }
 }
 
