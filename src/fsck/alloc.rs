@@ -31,7 +31,7 @@ impl Checker {
         if n == 0 {
             return None;
         }
-        let mut try_from = |start: u64, stop: u64, bf: &super::bitset::BitSet| -> Option<u64> {
+        let try_from = |start: u64, stop: u64, bf: &super::bitset::BitSet| -> Option<u64> {
             let mut s = start;
             while s + n <= stop {
                 let c = bf.first_clear(s, stop)?;

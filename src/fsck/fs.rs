@@ -369,6 +369,15 @@ impl Fs {
         group_desc_csum(&self.feat, self.seed, &self.sb.f.uuid, g, &buf[..ds])
     }
 
+    /// Whether the flags of descriptor `g` can be trusted: its checksum
+    /// was right when read, or it was changed (and will be written with
+    /// the right checksum).
+    pub fn gd_trusted(&self, g: u32) -> bool {
+        let i = g as usize;
+        self.gd_csum_ok.get(i).copied().unwrap_or(false)
+            || self.groups.get(i) != self.groups_orig.get(i)
+    }
+
     /// Whether descriptor `g`'s stored checksum is right now.
     pub fn gd_csum_valid(&self, g: u32) -> bool {
         match (self.gd_csum(g), self.groups.get(g as usize)) {
@@ -548,11 +557,15 @@ impl Fs {
         let mut table = vec![0u8; self.geo.gdt_blocks as usize * self.bs];
         for g in 0..ngroups {
             let off = g as usize * ds;
-            if let (Some(d), Some(dst)) = (self.groups.get(g as usize), table.get_mut(off..off + ds)) {
+            if let (Some(d), Some(dst)) = (self.groups.get_mut(g as usize), table.get_mut(off..off + ds)) {
                 d.encode(dst, ds);
-                if self.has_group_csum() {
+                if self.feat.has_group_csum() {
                     set_group_desc_csum(&self.feat, self.seed, &self.sb.f.uuid, g, dst);
+                    d.checksum = u16::from_le_bytes([dst[0x1E], dst[0x1F]]);
                 }
+            }
+            if let Some(ok) = self.gd_csum_ok.get_mut(g as usize) {
+                *ok = true;
             }
         }
         let meta_bg = self.has_incompat(Incompat::META_BG);

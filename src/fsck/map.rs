@@ -119,7 +119,7 @@ pub fn mapping(fs: &Fs, raw: &[u8]) -> Mapping {
     }
     // Block map.
     let per = (fs.bs / 4) as u64;
-    let mut push = |m: &mut Mapping, l: u64, b: u64| {
+    let push = |m: &mut Mapping, l: u64, b: u64| {
         if let Some(last) = m.runs.last_mut() {
             if last.lblk + last.len == l && last.pblk + last.len == b {
                 last.len += 1;

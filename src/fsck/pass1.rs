@@ -838,7 +838,8 @@ fn check_blocks(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
         let verity = out.raw.has_flag(fl::VERITY);
         let generation = out.raw.generation();
         let mut raw = std::mem::take(&mut out.raw);
-        if extent_fs && raw.has_flag(fl::EXTENTS) {
+        let _ = extent_fs;
+        if raw.has_flag(fl::EXTENTS) {
             check_extents(env, ask, ino, &mut raw, &mut out.acc, is_dir, size, verity, generation);
             if out.acc.bad_header {
                 out.raw = raw;
@@ -1252,15 +1253,67 @@ impl Checker {
                         }
                     });
                 }
+                let mut env_changed = false;
                 for (k, slot) in results.into_iter().enumerate() {
                     let v = slot.into_inner().unwrap_or_default();
-                    for (rec, out) in v {
-                        rec.replay(&mut self.rep);
-                        if let Some(out) = out {
-                            self.apply(out);
+                    if env_changed {
+                        // A feature changed: scan this group again sequentially.
+                        for ino in ranges[k].clone() {
+                            let Some(raw) = self.fs.inode_raw(ino).map(<[u8]>::to_vec) else {
+                                continue;
+                            };
+                            let out = {
+                                let env = Env::new(&self.fs, &self.block_meta, self.now, mode);
+                                let mut rec = Recorder::new(mode);
+                                let out = scan_inode(&env, &mut rec, ino, &raw);
+                                rec.replay(&mut self.rep);
+                                out
+                            };
+                            if let Some(out) = out {
+                                self.apply(out);
+                            }
+                            if self.rep.should_stop() {
+                                return;
+                            }
                         }
-                        if self.rep.should_stop() {
-                            return;
+                    } else {
+                        let mut iter = v.into_iter();
+                        let mut last_ino = 0;
+                        for (rec, out) in iter.by_ref() {
+                            rec.replay(&mut self.rep);
+                            let changes = out.as_ref().is_some_and(|o| !o.set_features.is_empty());
+                            if let Some(out) = out {
+                                last_ino = out.ino;
+                                self.apply(out);
+                            }
+                            if self.rep.should_stop() {
+                                return;
+                            }
+                            if changes {
+                                env_changed = true;
+                                break;
+                            }
+                        }
+                        if env_changed {
+                            // Re-scan the rest of this group with the new features.
+                            for ino in (last_ino + 1)..ranges[k].end {
+                                let Some(raw) = self.fs.inode_raw(ino).map(<[u8]>::to_vec) else {
+                                    continue;
+                                };
+                                let out = {
+                                    let env = Env::new(&self.fs, &self.block_meta, self.now, mode);
+                                    let mut rec = Recorder::new(mode);
+                                    let out = scan_inode(&env, &mut rec, ino, &raw);
+                                    rec.replay(&mut self.rep);
+                                    out
+                                };
+                                if let Some(out) = out {
+                                    self.apply(out);
+                                }
+                                if self.rep.should_stop() {
+                                    return;
+                                }
+                            }
                         }
                     }
                     self.progress(1, u64::from(g0) + k as u64 + 1, progress_total);

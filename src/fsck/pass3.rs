@@ -391,7 +391,6 @@ impl Checker {
                 out.push(cur);
                 cur = new_dir_block(bs, csum, None, filetype);
                 used = 0;
-                last_off = 0;
             }
             let o = used;
             cur[o..o + 4].copy_from_slice(&ino2.to_le_bytes());

@@ -45,13 +45,13 @@ impl Checker {
     fn block_uninit_honored(&self, g: u32) -> bool {
         self.fs.has_group_csum()
             && self.fs.groups[g as usize].has_flag(BG_BLOCK_UNINIT)
-            && self.fs.gd_csum_valid(g)
+            && self.fs.gd_trusted(g)
     }
 
     fn inode_uninit_honored(&self, g: u32) -> bool {
         self.fs.has_group_csum()
             && self.fs.groups[g as usize].has_flag(BG_INODE_UNINIT)
-            && self.fs.gd_csum_valid(g)
+            && self.fs.gd_trusted(g)
     }
 
     /// The block bitmap as on disk, one bit per cluster numbered from
@@ -80,7 +80,7 @@ impl Checker {
         }
         // Uninitialized groups: their own metadata, wherever it lies.
         let fdb = self.fs.first_data_block;
-        let mut mark = |d: &mut BitSet, blk: u64| {
+        let mark = |d: &mut BitSet, blk: u64| {
             if blk >= fdb && blk < self.fs.blocks_count {
                 d.set((blk - fdb) >> bits);
             }
