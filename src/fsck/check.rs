@@ -273,8 +273,17 @@ impl Checker {
         }
     }
 
-    /// Writes block `blk`.
+    /// Writes block `blk`, which must not be fixed metadata (superblock,
+    /// descriptors, bitmaps, inode tables): such a write is refused.
     pub fn write_block(&mut self, blk: u64, data: &[u8]) {
+        if self.block_meta.get(blk) {
+            return;
+        }
+        self.write_meta_block(blk, data);
+    }
+
+    /// Writes block `blk`, metadata or not (bitmaps, new tables).
+    pub fn write_meta_block(&mut self, blk: u64, data: &[u8]) {
         if self.can_write() && !self.fs.write_block(blk, data) {
             self.rep.say(&format!("fsck.fext: could not write block {blk}\n"));
             self.rep.aborted = true;

@@ -246,8 +246,13 @@ impl Checker {
         found
     }
 
-    /// Writes a directory block of `dir` with its checksum.
+    /// Writes a directory block of `dir` with its checksum. Never over
+    /// fixed metadata (a directory claiming such a block is repaired by
+    /// pass 1D first).
     pub fn write_dir_block(&mut self, dir: u32, blk: u64, mut data: Vec<u8>) {
+        if self.block_meta.get(blk) {
+            return;
+        }
         if self.dir_csum() && tail_status(&data) == TailStatus::Ok {
             let gen = self.fs.read_inode(dir).generation();
             let seed = self.fs.inode_seed(dir, gen);

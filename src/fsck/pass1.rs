@@ -851,6 +851,7 @@ fn check_blocks(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
             }
         } else {
             check_blockmap(env, ask, ino, &mut raw, &mut out.acc, is_dir, is_reg);
+            out.acc.last_init_lblock = out.acc.last_block;
         }
         out.raw = raw;
         if out.acc.inode_modified {

@@ -263,19 +263,21 @@ impl Checker {
         }
     }
 
-    /// Copies every shared block of `ino` into new blocks.
+    /// Copies every shared block of `ino` into new blocks (each
+    /// occurrence its own copy) and rewrites the mapping.
     fn clone_file(&mut self, ino: u32, dups: &mut HashMap<u64, DupBlock>) -> Result<(), String> {
         let mut raw = self.fs.read_inode(ino);
         let shared = |b: u64, dups: &HashMap<u64, DupBlock>| dups.get(&b).is_some_and(|d| d.count() > 1);
-        let mut repl: HashMap<u64, u64> = HashMap::new();
-        let mut freed: Vec<u64> = Vec::new();
-        let mut allocated: Vec<u64> = Vec::new();
         if ino == BAD_INO {
-            // Bad block lists are not cloned: the shared entries are dropped.
             return Err("the bad block list cannot be cloned".into());
         }
         let m = mapping(&self.fs, &raw);
         let extent = raw.has_flag(fl::EXTENTS);
+        // Replacements in visiting order: (old, new).
+        let mut data_q: Vec<(u64, u64)> = Vec::new();
+        let mut meta_q: Vec<(u64, u64)> = Vec::new();
+        let mut freed: Vec<u64> = Vec::new();
+        let mut allocated: Vec<u64> = Vec::new();
         let fail = |c: &mut Checker, allocated: &[u64]| {
             for &b in allocated {
                 c.free_block(b);
@@ -283,15 +285,18 @@ impl Checker {
         };
         for r in &m.runs {
             if !(r.pblk..r.pblk + r.len).any(|b| shared(b, dups)) {
+                // Untouched run: replacements keep the old block.
+                for k in 0..r.len {
+                    data_q.push((r.pblk + k, r.pblk + k));
+                }
                 continue;
             }
-            let goal = r.pblk;
-            let whole = if extent { self.new_blocks(goal, r.len) } else { None };
+            let whole = if extent { self.new_blocks(r.pblk, r.len) } else { None };
             match whole {
                 Some(nb) => {
                     for k in 0..r.len {
                         let old = r.pblk + k;
-                        repl.insert(old, nb + k);
+                        data_q.push((old, nb + k));
                         allocated.push(nb + k);
                         if !shared(old, dups) {
                             freed.push(old);
@@ -302,13 +307,14 @@ impl Checker {
                     for k in 0..r.len {
                         let old = r.pblk + k;
                         if !shared(old, dups) {
+                            data_q.push((old, old));
                             continue;
                         }
                         let Some(nb) = self.new_block(old) else {
                             fail(self, &allocated);
                             return Err("Could not allocate block in ext2 filesystem".into());
                         };
-                        repl.insert(old, nb);
+                        data_q.push((old, nb));
                         allocated.push(nb);
                     }
                 }
@@ -320,38 +326,64 @@ impl Checker {
                     fail(self, &allocated);
                     return Err("Could not allocate block in ext2 filesystem".into());
                 };
-                repl.insert(b, nb);
+                meta_q.push((b, nb));
                 allocated.push(nb);
+            } else {
+                meta_q.push((b, b));
             }
         }
         // Copy the data blocks.
-        let data_blocks: Vec<(u64, u64)> = repl
-            .iter()
-            .filter(|(o, _)| !m.meta.contains(o))
-            .map(|(&o, &n)| (o, n))
-            .collect();
-        for (o, n) in data_blocks {
-            if let Some(d) = self.fs.block(o).map(<[u8]>::to_vec) {
-                self.write_block(n, &d);
+        for &(o, n) in &data_q {
+            if o != n {
+                if let Some(d) = self.fs.block(o).map(<[u8]>::to_vec) {
+                    self.write_block(n, &d);
+                }
             }
         }
         let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut di = 0usize;
+        let mut mi = 0usize;
+        let mut mismatch = false;
         let ok = remap(
             &self.fs,
             ino,
             &mut raw,
-            &mut |b, _meta| repl.get(&b).copied(),
+            &mut |b, meta| {
+                let (q, i) = if meta { (&meta_q, &mut mi) } else { (&data_q, &mut di) };
+                match q.get(*i) {
+                    Some(&(o, n)) if o == b => {
+                        *i += 1;
+                        (n != o).then_some(n)
+                    }
+                    _ => {
+                        // Visiting order differs: look the block up instead.
+                        match q.iter().find(|&&(o, _)| o == b) {
+                            Some(&(o, n)) => (n != o).then_some(n),
+                            None => {
+                                mismatch = true;
+                                None
+                            }
+                        }
+                    }
+                }
+            },
             &mut |b, data| writes.push((b, data)),
         );
-        if !ok {
+        if !ok || mismatch {
             fail(self, &allocated);
-            return Err("extent tree has no room to split an extent".into());
+            return Err("the mapping could not be rewritten".into());
         }
         for (b, data) in writes {
             self.write_block(b, &data);
         }
         // The attribute block.
         let ea = raw.file_acl(self.fs.hurd);
+        let mut touched: Vec<u64> = data_q
+            .iter()
+            .chain(meta_q.iter())
+            .filter(|(o, n)| o != n)
+            .map(|&(o, _)| o)
+            .collect();
         if ea != 0 && shared(ea, dups) {
             if let Some(nb) = self.new_block(ea) {
                 if let Some(mut d) = self.fs.block(ea).map(<[u8]>::to_vec) {
@@ -362,18 +394,32 @@ impl Checker {
                     self.write_block(nb, &d);
                 }
                 raw.set_file_acl(nb, self.fs.hurd);
-                repl.insert(ea, nb);
+                touched.push(ea);
             }
         }
         self.write_inode(ino, &raw);
+        if self.inode_dir.get(u64::from(ino)) {
+            // Pass 2 must read the copies, not the shared blocks.
+            let nm = mapping(&self.fs, &raw);
+            for db in self.dblist.iter_mut().filter(|d| d.ino == ino && d.blk != 0) {
+                if let Some(nb) = nm.bmap(u64::from(db.lblk)) {
+                    db.blk = nb;
+                }
+            }
+        }
         for b in freed {
             self.free_block(b);
         }
-        for (&old, _) in repl.iter() {
+        for old in touched {
+            let mut release = false;
             if let Some(d) = dups.get_mut(&old) {
                 if let Some(pos) = d.inodes.iter().position(|&x| x == ino) {
                     d.inodes.remove(pos);
                 }
+                release = d.inodes.is_empty() && !d.meta;
+            }
+            if release {
+                self.free_block(old);
             }
         }
         Ok(())

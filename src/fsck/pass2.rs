@@ -684,6 +684,9 @@ impl Checker {
                     self.rehash_later(ino);
                 }
             }
+            if self.block_meta.get(db.blk) {
+                return;
+            }
             if is_leaf {
                 self.write_dir_block(ino, db.blk, full);
             } else {

@@ -306,7 +306,7 @@ impl Checker {
             let csum = bitmap_csum(self.fs.seed, &buf, nbytes);
             let stored = stored_bitmap_csum(csum, self.fs.geo.desc_size as usize);
             if old.as_deref() != Some(&buf[..]) {
-                self.write_block(loc, &buf);
+                self.write_meta_block(loc, &buf);
             }
             if self.fs.has_metadata_csum() && self.fs.groups[g as usize].block_bitmap_csum != stored {
                 self.fs.groups[g as usize].block_bitmap_csum = stored;
@@ -340,7 +340,7 @@ impl Checker {
             let csum = bitmap_csum(self.fs.seed, &buf, nbytes);
             let stored = stored_bitmap_csum(csum, self.fs.geo.desc_size as usize);
             if old.as_deref() != Some(&buf[..]) {
-                self.write_block(loc, &buf);
+                self.write_meta_block(loc, &buf);
             }
             if self.fs.has_metadata_csum() && self.fs.groups[g as usize].inode_bitmap_csum != stored {
                 self.fs.groups[g as usize].inode_bitmap_csum = stored;

@@ -356,7 +356,7 @@ impl Checker {
                 ib[4 * k..4 * k + 4].copy_from_slice(&(b as u32).to_le_bytes());
                 used += 1;
             }
-            self.write_block(primary, &ib);
+            self.write_meta_block(primary, &ib);
             used += 1;
         }
         self.write_block(dind, &dbuf);
@@ -715,7 +715,7 @@ impl Checker {
         self.rep.say(&format!("Relocating group {g}'s {name} to {b}...\n"));
         let zero = vec![0u8; self.fs.bs];
         for x in b..b + n {
-            self.write_block(x, &zero);
+            self.write_meta_block(x, &zero);
         }
         let d = &mut self.fs.groups[gi];
         match what {
