@@ -274,13 +274,24 @@ impl Fs {
         self.feat.ro_compat.contains(f)
     }
 
+    /// The block holding group `g`'s superblock copy (block 1 for group 0
+    /// of a 1 KiB-block bigalloc file system, whose first data block is 0).
+    pub fn group_sb_block(&self, g: u32) -> u64 {
+        let b = self.geo.group_first_block(g);
+        if b == 0 && self.bs == 1024 {
+            1
+        } else {
+            b
+        }
+    }
+
     /// Where descriptor block `i` of the table we read lives.
     fn gdt_block_for_read(&self, i: u32) -> u64 {
         let meta_bg = self.has_incompat(Incompat::META_BG);
         let first_meta_bg = self.sb.f.first_meta_bg.min(self.geo.gdt_blocks);
         if self.sb_group == 0 {
             if !meta_bg || i < first_meta_bg {
-                return self.first_data_block + 1 + u64::from(i);
+                return self.group_sb_block(0) + 1 + u64::from(i);
             }
             let g = i.saturating_mul(self.geo.descs_per_block);
             return self.geo.group_first_block(g) + u64::from(self.geo.has_super(g));
@@ -302,7 +313,7 @@ impl Fs {
             if !self.geo.has_super(g) {
                 return None;
             }
-            return Some(self.geo.group_first_block(g) + 1 + u64::from(i));
+            return Some(self.group_sb_block(g) + 1 + u64::from(i));
         }
         // meta_bg: copies in the first, second and last group of the meta group.
         let dpb = self.geo.descs_per_block;
@@ -579,7 +590,7 @@ impl Fs {
             let mut locs = Vec::new();
             if !meta_bg || i < first_meta_bg {
                 for &g in &sb_groups {
-                    locs.push(self.geo.group_first_block(g) + 1 + u64::from(i));
+                    locs.push(self.group_sb_block(g) + 1 + u64::from(i));
                 }
             } else {
                 let copies = if self.write_backups { 3 } else { 1 };

@@ -1028,7 +1028,7 @@ fn handle_htree(env: &Env, ask: &mut dyn Ask, out: &mut Out) -> bool {
 pub fn group_meta_blocks(fs: &Fs, g: u32) -> Vec<(u64, u64)> {
     let mut v = Vec::new();
     let geo = &fs.geo;
-    let start = fs.group_first_block(g);
+    let start = fs.group_sb_block(g);
     let has_super = geo.has_super(g);
     if g == 0 && fs.bs == 1024 && fs.cluster_bits > 0 {
         v.push((0, 1));
@@ -1455,13 +1455,14 @@ impl Checker {
     fn finish_check_blocks(&mut self, out: &mut Out) {
         let ino = out.ino;
         let fs_hurd = self.fs.hurd;
-        let mut num_blocks = out.acc.num_blocks + out.ibody_quota_blocks;
+        let bits = self.fs.cluster_bits;
+        let mut num_blocks = out.acc.num_blocks + (out.ibody_quota_blocks >> bits);
         let blk = out.raw.file_acl(fs_hurd);
         if blk != 0 {
             if !self.fs.has_compat(Compat::EXT_ATTR) || !self.fs.valid_block(blk) {
                 out.bad = true;
             } else if self.block_ea.get(blk) {
-                num_blocks += self.ea_quota.get(&blk).copied().unwrap_or(1);
+                num_blocks += self.ea_quota.get(&blk).copied().unwrap_or(1 << bits) >> bits;
                 let e = self.ea_refcount.entry(blk).or_insert(0);
                 *e -= 1;
             } else {
@@ -1513,7 +1514,7 @@ impl Checker {
                         self.ea_refcount.insert(blk, i64::from(refcount) - 1);
                         self.mark_blocks_used(blk, 1);
                         self.block_ea.set(blk);
-                        num_blocks += quota_blocks;
+                        num_blocks += quota_blocks >> bits;
                     }
                     EaBlock::Clear => {
                         out.raw.set_file_acl(0, fs_hurd);

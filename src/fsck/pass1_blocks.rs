@@ -49,6 +49,8 @@ pub struct BlockAcc {
     pub restart: bool,
     /// The extent root header is bad: clear the inode.
     pub bad_header: bool,
+    /// Last cluster counted (bigalloc).
+    pub last_cluster: Option<u64>,
 }
 
 impl BlockAcc {
@@ -69,6 +71,25 @@ impl BlockAcc {
             }
         }
         self.claims.push((start, len));
+    }
+
+    /// Counts the clusters of `len` blocks from `pblk` not counted yet.
+    pub fn count_run(&mut self, pblk: u64, len: u64, bits: u32) {
+        if len == 0 {
+            return;
+        }
+        if bits == 0 {
+            self.num_blocks += len;
+            return;
+        }
+        let first = pblk >> bits;
+        let last = (pblk + len - 1) >> bits;
+        let mut n = last - first + 1;
+        if self.last_cluster == Some(first) {
+            n -= 1;
+        }
+        self.num_blocks += n;
+        self.last_cluster = Some(last);
     }
 
     fn add_dir_block(&mut self, lblk: i64, blk: u64) {
@@ -471,7 +492,7 @@ pub fn check_extents(
             }
         }
         acc.claim(pblk, len);
-        acc.num_blocks += len;
+        acc.count_run(pblk, len, fs.cluster_bits);
         acc.last_block = last_lblk as i64;
         acc.previous_block = pblk + len - 1;
         top.start_block = last_lblk;
@@ -588,7 +609,11 @@ impl MapWalk<'_, '_> {
             acc.num_blocks += 1;
         } else {
             acc.claim(blk, 1);
-            acc.num_blocks += 1;
+            if blockcnt >= 0 {
+                acc.count_run(blk, 1, fs.cluster_bits);
+            } else {
+                acc.num_blocks += 1;
+            }
         }
         if blockcnt >= 0 {
             acc.last_block = blockcnt;

@@ -298,7 +298,7 @@ impl Checker {
         let Some(db) = fs.block(dind) else { return false };
         let per = fs.bs / 4;
         let mut gdt_off = fs.geo.gdt_blocks as usize;
-        let mut pblk = fs.first_data_block + 1 + u64::from(fs.geo.gdt_blocks);
+        let mut pblk = fs.group_sb_block(0) + 1 + u64::from(fs.geo.gdt_blocks);
         let rsv = u64::from(fs.sb.f.reserved_gdt_blocks);
         for _ in 0..rsv {
             gdt_off %= per;
@@ -339,7 +339,7 @@ impl Checker {
         let rsv = u64::from(fs.sb.f.reserved_gdt_blocks);
         let per = fs.bs / 4;
         let gdt = u64::from(fs.geo.gdt_blocks);
-        let first = fs.first_data_block;
+        let first = fs.group_sb_block(0);
         let bpg = u64::from(fs.bpg);
         let backups: Vec<u32> = (1..fs.groups_count()).filter(|&g| fs.geo.has_super(g)).collect();
         let bs = fs.bs;
