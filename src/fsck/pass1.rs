@@ -334,6 +334,26 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
             out.dirty = true;
             out.failed_csum = false;
         }
+    } else if ino == fs.sb.f.orphan_file_inum {
+        out.used = true;
+        if fs.has_compat(Compat::ORPHAN_FILE) {
+            if !out.raw.is_reg() && ask.fix(Code::OrphanFileBadMode, &p) {
+                out.raw.set_mode(S_IFREG);
+                out.dirty = true;
+                out.failed_csum = false;
+            }
+            check_blocks(env, ask, &mut out);
+            return Some(out);
+        }
+        let r = &out.raw;
+        if (r.links() != 0 || r.blocks_lo() != 0 || r.block_word(0) != 0)
+            && ask.fix(Code::OrphanFileNotClear, &p)
+        {
+            out.raw.iter_mut().for_each(|b| *b = 0);
+            out.links = 0;
+            out.dirty = true;
+            out.failed_csum = false;
+        }
     } else if ino < first_ino {
         out.used = true;
         let r = &out.raw;

@@ -31,7 +31,16 @@ impl Checker {
             if i % (self.fs.ipg.max(1) * 8) == 0 {
                 self.progress(4, u64::from(i / self.fs.ipg.max(1)), ngroups);
             }
-            if i == USR_QUOTA_INO || i == GRP_QUOTA_INO || i == BAD_INO || (i > 2 && i < first) {
+            let f = &self.fs.sb.f;
+            if i == USR_QUOTA_INO
+                || i == GRP_QUOTA_INO
+                || i == BAD_INO
+                || (i > 2 && i < first)
+                || i == f.orphan_file_inum
+                || i == f.usr_quota_inum
+                || i == f.grp_quota_inum
+                || i == f.prj_quota_inum
+            {
                 continue;
             }
             let iu = u64::from(i);

@@ -402,6 +402,8 @@ problems! {
     EncryptBadXattr => ("Encrypted inode {ino} has corrupt encryption extended attribute.\n", ClearInode, 0),
     QuotaBadMode => ("Quota inode is not a regular file.  ", Clear, PREEN_OK),
     QuotaInodeNotClear => ("Quota inode is not in use, but contains data.  ", Clear, PREEN_OK),
+    OrphanFileBadMode => ("Orphan file (inode {ino}) is not a regular file.  ", Clear, PREEN_OK),
+    OrphanFileNotClear => ("Orphan file (inode {ino}) is not in use, but contains data.  ", Clear, PREEN_OK),
     DupBlocksPreenstop => ("Duplicate or bad block in use!\n", None, 0),
 
     // ---- pass 1B-D: blocks claimed more than once ----
