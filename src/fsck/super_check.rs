@@ -136,7 +136,7 @@ impl Checker {
                 self.invalid_it[gi] = true;
                 self.invalid_bitmaps += 1;
             }
-            free_blocks += u64::from(gd.free_blocks_count);
+            free_blocks += u64::from(gd.free_blocks_count) << self.fs.cluster_bits;
             free_inodes += u64::from(gd.free_inodes_count);
             if !self.fs.gd_csum_ok.get(gi).copied().unwrap_or(true) {
                 bad_csums.push(g);
