@@ -15,6 +15,11 @@ impl Checker {
         let first = self.fs.first_data_block;
         let end = self.fs.blocks_count;
         let goal = if goal < first || goal >= end { first } else { goal };
+        if self.fs.cluster_bits > 0 {
+            // bigalloc: only whole free clusters (a block of a used
+            // cluster belongs to that cluster's owner).
+            return self.new_blocks(goal, 1);
+        }
         let b = self
             .block_found
             .first_clear(goal, end)
@@ -31,15 +36,23 @@ impl Checker {
         if n == 0 {
             return None;
         }
+        // bigalloc: runs start on a cluster boundary and every cluster they
+        // touch must be wholly free.
+        let cmask = (1u64 << self.fs.cluster_bits) - 1;
+        let up = |b: u64| first + ((b - first + cmask) & !cmask);
         let try_from = |start: u64, stop: u64, bf: &super::bitset::BitSet| -> Option<u64> {
             let mut s = start;
             while s + n <= stop {
-                let c = bf.first_clear(s, stop)?;
+                let c = up(bf.first_clear(s, stop)?);
                 if c + n > stop {
                     return None;
                 }
-                if !bf.any_in(c, c + n) {
+                if !bf.any_in(c, up(c + n).min(stop)) {
                     return Some(c);
+                }
+                if cmask != 0 {
+                    s = c + 1;
+                    continue;
                 }
                 // Skip past the used block.
                 let mut k = c;

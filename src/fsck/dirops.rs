@@ -454,7 +454,8 @@ impl Checker {
     /// Adds `n` blocks to an inode's i_blocks.
     pub fn add_iblocks(&self, raw: &mut Vec<u8>, n: u64) {
         let huge = raw.has_flag(fl::HUGE_FILE) && self.fs.has_ro_compat(crate::format::features::RoCompat::HUGE_FILE);
-        let unit = if huge { 1 } else { self.fs.bs64 / 512 };
+        // `n` counts allocations; under bigalloc each is a whole cluster.
+        let unit = if huge { 1 } else { self.fs.bs64 / 512 } << self.fs.cluster_bits;
         let cur = u64::from(raw.blocks_lo()) | u64::from(raw.blocks_hi()) << 32;
         raw.set_blocks_raw(cur + n * unit);
     }

@@ -470,7 +470,12 @@ pub fn check_extents(
         let mut lblk = u64::from(lblk);
         let mut last_lblk = last_lblk;
         if top.try_repairs && is_dir && acc.last_block + 1 < lblk as i64 {
-            let new_lblk = (acc.last_block + 1) as u64;
+            let mut new_lblk = (acc.last_block + 1) as u64;
+            if fs.cluster_bits > 0 {
+                // Keep the block's offset inside its cluster.
+                let mask = (1u64 << fs.cluster_bits) - 1;
+                new_lblk = ((new_lblk + mask) & !mask) | (pblk & mask);
+            }
             let pc = PCtx {
                 ino,
                 blk: lblk,

@@ -1104,7 +1104,27 @@ impl Checker {
         let mut raw = self.fs.read_inode(db.ino);
         let m = super::map::mapping(&self.fs, &raw);
         let goal = m.runs.last().map_or(self.fs.first_data_block, |r| r.pblk + r.len);
-        let blk = self.new_block(goal)?;
+        // bigalloc: a block whose logical cluster is already mapped goes in
+        // that physical cluster (the cluster allocation rule).
+        let cb = self.fs.cluster_bits;
+        let lblk = u64::from(db.lblk);
+        let sibling = (cb > 0)
+            .then(|| {
+                let mask = (1u64 << cb) - 1;
+                m.runs.iter().find_map(|r| {
+                    let lo = r.lblk.max(lblk & !mask);
+                    let hi = (r.lblk + r.len).min((lblk | mask) + 1);
+                    (lo < hi && r.pblk != 0).then(|| ((r.pblk + (lo - r.lblk)) & !mask) | (lblk & mask))
+                })
+            })
+            .flatten();
+        let (blk, new_alloc) = match sibling {
+            Some(b) if self.fs.valid_block(b) => {
+                self.block_found.set(b);
+                (b, 0)
+            }
+            _ => (self.new_block(goal)?, 1),
+        };
         let csum = self.fs.has_metadata_csum();
         let data = if db.lblk == 0 {
             new_dir_block(self.fs.bs, csum, Some((db.ino, 2)), self.fs.has_incompat(Incompat::FILETYPE))
@@ -1115,11 +1135,13 @@ impl Checker {
             Ok(e) => e,
             Err(e) => {
                 self.fix(Code::CantExpandLpf, &PCtx { str: e, ..PCtx::default() });
-                self.free_block(blk);
+                if new_alloc == 1 {
+                    self.free_block(blk);
+                }
                 return None;
             }
         };
-        self.add_iblocks(&mut raw, 1 + extra);
+        self.add_iblocks(&mut raw, new_alloc + extra);
         let want = (u64::from(db.lblk) + 1) * self.fs.bs64;
         if raw.size() < want {
             raw.set_size(want);

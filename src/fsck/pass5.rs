@@ -182,11 +182,17 @@ impl Checker {
         }
         // Our own allocations and releases.
         let mut adj = vec![0i64; ng as usize];
+        let mut touched = std::collections::BTreeSet::new();
         for (&b, &used) in &self.block_changes {
             if b < fdb || b >= self.fs.blocks_count {
                 continue;
             }
             let c = (b - fdb) >> bits;
+            if bits > 0 {
+                // A cluster is in use while any of its blocks is.
+                touched.insert(c);
+                continue;
+            }
             if used {
                 disk.set(c);
             } else {
@@ -195,6 +201,20 @@ impl Checker {
             let g = (c / cpg) as usize;
             if let Some(a) = adj.get_mut(g) {
                 *a += if used { -1 } else { 1 };
+            }
+        }
+        for c in touched {
+            let now = self.found_cluster(c);
+            if now != disk.get(c) {
+                if now {
+                    disk.set(c);
+                } else {
+                    disk.clear(c);
+                }
+                let g = (c / cpg) as usize;
+                if let Some(a) = adj.get_mut(g) {
+                    *a += if now { -1 } else { 1 };
+                }
             }
         }
         let mut diffs = Vec::new();

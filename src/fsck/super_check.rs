@@ -526,9 +526,19 @@ impl Checker {
                 }
             }
         }
+        // Like e2fsck's journal load, the walk stops at the first hole or
+        // invalid block: the blocks before it must cover the whole size.
         let m = mapping(&self.fs, raw);
-        let last = m.end();
-        last * bs >= raw.size()
+        let mut runs: Vec<&super::map::Run> = m.runs.iter().collect();
+        runs.sort_by_key(|r| r.lblk);
+        let mut next = 0u64;
+        for r in runs {
+            if r.lblk != next || r.pblk == 0 || !self.fs.valid_block(r.pblk) || !self.fs.valid_block(r.pblk + r.len - 1) {
+                break;
+            }
+            next = r.lblk + r.len;
+        }
+        next * bs >= raw.size()
     }
 
     fn clear_recover(&mut self) {
