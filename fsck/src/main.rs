@@ -40,7 +40,7 @@ struct Cli {
     /// Verbose statistics at the end
     #[arg(short = 'v')]
     verbose: bool,
-    /// Worker threads for pass 1 (default: up to 2)
+    /// Worker threads for the inode scan of pass 1 (default 1)
     #[arg(long = "threads", value_name = "N")]
     threads: Option<usize>,
     /// The image file or block device

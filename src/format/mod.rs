@@ -22,6 +22,7 @@ pub mod indirect;
 pub mod inode;
 pub mod jbd2;
 pub mod orphan;
+pub mod quota;
 pub(crate) mod record;
 pub mod superblock;
 pub mod xattr;

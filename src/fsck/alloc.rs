@@ -14,7 +14,11 @@ impl Checker {
     pub fn new_block(&mut self, goal: u64) -> Option<u64> {
         let first = self.fs.first_data_block;
         let end = self.fs.blocks_count;
-        let goal = if goal < first || goal >= end { first } else { goal };
+        let goal = if goal < first || goal >= end {
+            first
+        } else {
+            goal
+        };
         if self.fs.cluster_bits > 0 {
             // bigalloc: only whole free clusters (a block of a used
             // cluster belongs to that cluster's owner).
@@ -64,7 +68,8 @@ impl Checker {
             None
         };
         let goal = goal.clamp(first, end);
-        let b = try_from(goal, end, &self.block_found).or_else(|| try_from(first, end, &self.block_found))?;
+        let b = try_from(goal, end, &self.block_found)
+            .or_else(|| try_from(first, end, &self.block_found))?;
         for x in b..b + n {
             self.block_found.set(x);
             self.note_block(x, true);
@@ -84,6 +89,9 @@ impl Checker {
 
     fn note_block(&mut self, b: u64, used: bool) {
         self.block_changes.insert(b, used);
+        if let Some(log) = self.late_blocks.as_mut() {
+            log.push(b);
+        }
     }
 
     /// A free inode for a child of `dir` (the first free one from `dir`'s

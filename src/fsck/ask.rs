@@ -41,6 +41,15 @@ pub struct Recorder {
     pub events: Vec<Event>,
     halted: bool,
     latch_answers: [Option<bool>; 5],
+    /// A problem of each latch group was recorded since its last end: an
+    /// end without one is a no-op and is not recorded (most inodes have
+    /// no problem at all, and record nothing)...
+    latch_pending: [bool; 5],
+    /// ... except an end before the first problem of its group, which may
+    /// close a latch left open by an earlier inode: replayed first.
+    leading_end: [Option<Code>; 5],
+    /// A problem of each latch group was recorded at all.
+    seen_latch: [bool; 5],
 }
 
 fn latch_index(f: u32) -> Option<usize> {
@@ -89,11 +98,17 @@ impl Recorder {
             events: Vec::new(),
             halted: false,
             latch_answers: [None; 5],
+            latch_pending: [false; 5],
+            leading_end: [None; 5],
+            seen_latch: [false; 5],
         }
     }
 
     /// Replays the records through the reporter.
     pub fn replay(self, rep: &mut Reporter) {
+        for c in self.leading_end.into_iter().flatten() {
+            rep.end_latch(c);
+        }
         for ev in self.events {
             match ev {
                 Event::Fix(c, p) => {
@@ -114,6 +129,8 @@ impl Ask for Recorder {
         let info = code.info();
         let mut latched = None;
         if let Some(i) = latch_index(info.flags) {
+            self.latch_pending[i] = true;
+            self.seen_latch[i] = true;
             match self.latch_answers[i] {
                 Some(a) => latched = Some(a),
                 None => {
@@ -152,6 +169,16 @@ impl Ask for Recorder {
     }
 
     fn end_latch(&mut self, code: Code) {
+        match latch_index(code.info().flags) {
+            Some(i) if !self.latch_pending[i] => {
+                if !self.seen_latch[i] {
+                    self.leading_end[i] = Some(code);
+                }
+                return;
+            }
+            Some(i) => self.latch_pending[i] = false,
+            None => {}
+        }
         self.events.push(Event::EndLatch(code));
         if let Some(i) = latch_index(code.info().flags) {
             self.latch_answers[i] = None;

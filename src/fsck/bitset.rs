@@ -78,7 +78,7 @@ impl BitSet {
         let end = end.min(self.len);
         let mut i = start;
         while i < end {
-            if i % 64 == 0 && end - i >= 64 {
+            if i.is_multiple_of(64) && end - i >= 64 {
                 if let Ok(w) = usize::try_from(i / 64) {
                     if let Some(x) = self.words.get_mut(w) {
                         *x = u64::MAX;
@@ -97,7 +97,7 @@ impl BitSet {
         let end = end.min(self.len);
         let mut i = start;
         while i < end {
-            if i % 64 == 0 && end - i >= 64 {
+            if i.is_multiple_of(64) && end - i >= 64 {
                 let w = usize::try_from(i / 64).ok();
                 if w.and_then(|w| self.words.get(w)).is_some_and(|x| *x != 0) {
                     return true;
@@ -119,7 +119,7 @@ impl BitSet {
         let mut n = 0u64;
         let mut i = start;
         while i < end {
-            if i % 64 == 0 && end - i >= 64 {
+            if i.is_multiple_of(64) && end - i >= 64 {
                 let w = usize::try_from(i / 64).ok();
                 n += w
                     .and_then(|w| self.words.get(w))
@@ -138,7 +138,7 @@ impl BitSet {
         let end = end.min(self.len);
         let mut i = start;
         while i < end {
-            if i % 64 == 0 && end - i >= 64 {
+            if i.is_multiple_of(64) && end - i >= 64 {
                 let w = usize::try_from(i / 64).ok();
                 if w.and_then(|w| self.words.get(w)) == Some(&u64::MAX) {
                     i += 64;
@@ -159,7 +159,7 @@ impl BitSet {
         let mut i = start;
         std::iter::from_fn(move || {
             while i < end {
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     let w = usize::try_from(i / 64).ok();
                     if w.and_then(|w| self.words.get(w)) == Some(&0) {
                         i += 64;
@@ -179,6 +179,70 @@ impl BitSet {
     /// Clears everything.
     pub fn clear_all(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// Sets the bits of an on-disk bitmap: bit `i` of `bytes` (LSB first)
+    /// at index `base + i`, for `i < nbits`. Word at a time when `base` is
+    /// a multiple of 64.
+    pub fn or_bytes(&mut self, base: u64, bytes: &[u8], nbits: u64) {
+        let nbits = nbits.min(bytes.len() as u64 * 8);
+        if base.is_multiple_of(64) {
+            let w0 = usize::try_from(base / 64).unwrap_or(usize::MAX);
+            let full = (nbits / 64) as usize;
+            for k in 0..full {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes[k * 8..k * 8 + 8]);
+                let v = u64::from_le_bytes(b);
+                if v != 0 {
+                    if let Some(w) = self.words.get_mut(w0.saturating_add(k)) {
+                        *w |= v;
+                    }
+                }
+            }
+            for i in (full as u64 * 64)..nbits {
+                if bytes[(i / 8) as usize] & (1 << (i % 8)) != 0 {
+                    self.set(base + i);
+                }
+            }
+            // Bits past `len` are never set (the last word is masked).
+            self.mask_tail();
+            return;
+        }
+        for i in 0..nbits {
+            if bytes[(i / 8) as usize] & (1 << (i % 8)) != 0 {
+                self.set(base + i);
+            }
+        }
+    }
+
+    fn mask_tail(&mut self) {
+        let r = self.len % 64;
+        if r != 0 {
+            if let Some(w) = self.words.last_mut() {
+                *w &= (1u64 << r) - 1;
+            }
+        }
+    }
+
+    /// The indexes in `0..end` where `self` and `other` differ, in order.
+    pub fn diff_iter<'a>(&'a self, other: &'a BitSet, end: u64) -> impl Iterator<Item = u64> + 'a {
+        let end = end.min(self.len).min(other.len);
+        let nwords = usize::try_from(end.div_ceil(64)).unwrap_or(0);
+        (0..nwords).flat_map(move |k| {
+            let x =
+                self.words.get(k).copied().unwrap_or(0) ^ other.words.get(k).copied().unwrap_or(0);
+            let base = k as u64 * 64;
+            let mut bits = x;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let t = u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                Some(base + t)
+            })
+            .filter(move |&i| i < end)
+        })
     }
 }
 
@@ -207,5 +271,114 @@ mod tests {
         assert!(!b.get(64));
         b.clear_all();
         assert_eq!(b.count_in(0, 300), 0);
+    }
+
+    #[test]
+    fn bitmap_bytes_and_differences() {
+        let bytes: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37)).collect();
+        let mut fast = BitSet::new(300);
+        fast.or_bytes(0, &bytes, 300);
+        let mut slow = BitSet::new(300);
+        for i in 0..300u64 {
+            if bytes[(i / 8) as usize] & (1 << (i % 8)) != 0 {
+                slow.set(i);
+            }
+        }
+        assert_eq!(fast.diff_iter(&slow, 300).count(), 0);
+        let mut off = BitSet::new(400);
+        off.or_bytes(64, &bytes, 300);
+        off.or_bytes(3, &[0xff], 8);
+        assert!(off.get(3) && off.get(10) && !off.get(11));
+        assert_eq!(off.get(64 + 5), slow.get(5));
+        slow.set(7);
+        slow.clear(100);
+        fast.set(299);
+        let d: Vec<u64> = fast.diff_iter(&slow, 300).collect();
+        let mut want = Vec::new();
+        for i in [7u64, 100, 299] {
+            if fast.get(i) != slow.get(i) {
+                want.push(i);
+            }
+        }
+        assert_eq!(d, want);
+    }
+}
+
+/// A fast hasher for the checker's integer-keyed maps (inode and block
+/// numbers come from the image, but the maps are private and bounded, so
+/// a non-keyed hash is fine): multiply-xorshift over each written word.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// `BuildHasher` of [`FastHasher`].
+pub type FastHash = std::hash::BuildHasherDefault<FastHasher>;
+
+/// A set of byte strings (the names of one directory block) without an
+/// allocation per name: the names live in one arena, found by hash.
+#[derive(Debug, Default)]
+pub struct NameSet {
+    arena: Vec<u8>,
+    index: std::collections::HashMap<u64, Vec<(u32, u16)>, FastHash>,
+}
+
+impl NameSet {
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.index.clear();
+    }
+
+    /// Adds `name`; false when it was already there.
+    pub fn insert(&mut self, name: &[u8]) -> bool {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = FastHash::default().build_hasher();
+        h.write(name);
+        let key = h.finish();
+        let arena = &self.arena;
+        let slot = self.index.entry(key).or_default();
+        if slot
+            .iter()
+            .any(|&(s, l)| arena.get(s as usize..s as usize + usize::from(l)) == Some(name))
+        {
+            return false;
+        }
+        let (Ok(s), Ok(l)) = (u32::try_from(self.arena.len()), u16::try_from(name.len())) else {
+            return true;
+        };
+        slot.push((s, l));
+        self.arena.extend_from_slice(name);
+        true
     }
 }

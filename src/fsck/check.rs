@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::bitset::BitSet;
+use super::bitset::{BitSet, FastHash};
 use super::fs::Fs;
 use super::ino::{InodeRead, InodeWrite};
 use super::problem::{Code, PCtx, Reporter};
@@ -90,8 +90,8 @@ pub struct Checker {
     pub link_info: Vec<u16>,
     /// References found in directories (pass 2).
     pub link_count: Vec<u16>,
-    pub dirs: HashMap<u32, DirInfo>,
-    pub dx_dirs: HashMap<u32, DxDir>,
+    pub dirs: HashMap<u32, DirInfo, FastHash>,
+    pub dx_dirs: HashMap<u32, DxDir, FastHash>,
     pub dblist: Vec<DirBlock>,
     /// EA blocks: references still expected (h_refcount - seen).
     pub ea_refcount: HashMap<u64, i64>,
@@ -131,6 +131,12 @@ pub struct Checker {
     pub bad_lost_found: bool,
     /// Verification run: nothing may be written.
     pub dry_run: bool,
+    /// Blocks allocated or released after pass 5 (journal re-creation,
+    /// quota files), while logging: their groups' bitmaps and counts are
+    /// brought up to date by `sync_late_blocks`.
+    pub late_blocks: Option<Vec<u64>>,
+    /// Quota usage per type (user, group, project) counted in pass 1.
+    pub quota_usage: [Option<super::quota::Usage>; 3],
     /// The journal needs replaying and this run refused.
     pub journal_refused: bool,
     pub restarts: u32,
@@ -154,8 +160,8 @@ impl Checker {
             block_ea: BitSet::default(),
             link_info: Vec::new(),
             link_count: Vec::new(),
-            dirs: HashMap::new(),
-            dx_dirs: HashMap::new(),
+            dirs: HashMap::default(),
+            dx_dirs: HashMap::default(),
             dblist: Vec::new(),
             ea_refcount: HashMap::new(),
             ea_stored: HashMap::new(),
@@ -176,6 +182,8 @@ impl Checker {
             recreate_resize: false,
             restart_later: false,
             block_changes: BTreeMap::new(),
+            quota_usage: [None, None, None],
+            late_blocks: None,
             inode_changes: BTreeMap::new(),
             bad_lost_found: false,
             dry_run: false,
@@ -268,7 +276,8 @@ impl Checker {
     /// error only when the image is writable.
     pub fn write_inode(&mut self, ino: u32, raw: &[u8]) {
         if self.can_write() && !self.fs.write_inode(ino, raw) {
-            self.rep.say(&format!("fsck.fext: could not write inode {ino}\n"));
+            self.rep
+                .say(&format!("fsck.fext: could not write inode {ino}\n"));
             self.rep.aborted = true;
         }
     }
@@ -285,7 +294,8 @@ impl Checker {
     /// Writes block `blk`, metadata or not (bitmaps, new tables).
     pub fn write_meta_block(&mut self, blk: u64, data: &[u8]) {
         if self.can_write() && !self.fs.write_block(blk, data) {
-            self.rep.say(&format!("fsck.fext: could not write block {blk}\n"));
+            self.rep
+                .say(&format!("fsck.fext: could not write block {blk}\n"));
             self.rep.aborted = true;
         }
     }

@@ -96,6 +96,25 @@ impl Disk {
     }
 
     /// Whether repairs may be made (the image was opened read-write).
+    /// Tells the kernel that `len` bytes at `off` will be read soon (read
+    /// ahead, e.g. the inode tables before pass 1). Only a hint: errors and
+    /// out-of-range requests are ignored.
+    pub fn will_need(&self, off: u64, len: u64) {
+        let (Ok(off), Ok(len)) = (usize::try_from(off), usize::try_from(len)) else {
+            return;
+        };
+        let end = off.saturating_add(len).min(self.bytes().len());
+        if off >= end {
+            return;
+        }
+        // madvise wants a page-aligned start.
+        let start = off & !4095;
+        let _ = match &self.map {
+            Map::ReadOnly(m) => m.advise_range(memmap2::Advice::WillNeed, start, end - start),
+            Map::Private(m) => m.advise_range(memmap2::Advice::WillNeed, start, end - start),
+        };
+    }
+
     pub fn is_writable(&self) -> bool {
         matches!(self.map, Map::Private(_))
     }

@@ -200,6 +200,7 @@ struct Frame {
 
 /// Walks the extent tree of `raw` (`check_blocks_extents`). Changes the
 /// root in `raw` when fixed.
+#[allow(clippy::too_many_arguments)]
 pub fn check_extents(
     env: &Env,
     ask: &mut dyn Ask,
@@ -347,12 +348,15 @@ pub fn check_extents(
                 acc.next_lblock = u64::from(lblk) + len;
             }
         }
-        if top.try_repairs && is_dir && problem.is_none() && uninit {
-            if ask.fix(Code::UninitDblock, &p) {
-                set_leaf_len(&mut top.buf, i, raw_len - 32768);
-                top.dirty = true;
-                top.failed_csum = false;
-            }
+        if top.try_repairs
+            && is_dir
+            && problem.is_none()
+            && uninit
+            && ask.fix(Code::UninitDblock, &p)
+        {
+            set_leaf_len(&mut top.buf, i, raw_len - 32768);
+            top.dirty = true;
+            top.failed_csum = false;
         }
         if let Some(code) = problem {
             if code == Code::ToobigDir {
@@ -543,9 +547,7 @@ impl MapWalk<'_, '_> {
         }
         let mut problem = None;
         let log_bs = fs.sb.f.log_block_size;
-        if self.is_dir
-            && !self.env.largedir
-            && blockcnt > (1i64 << (21u32.saturating_sub(log_bs)))
+        if self.is_dir && !self.env.largedir && blockcnt > (1i64 << (21u32.saturating_sub(log_bs)))
         {
             problem = Some(Code::ToobigDir);
         }
@@ -583,7 +585,7 @@ impl MapWalk<'_, '_> {
             if self.ino != RESIZE_INO && ref_block != 0 && self.env.block_meta.get(ref_block) {
                 return Ptr::Cleared;
             }
-            if acc.num_illegal % 12 == 0
+            if acc.num_illegal.is_multiple_of(12)
                 && self.ask.fix(Code::TooManyBadBlocks, &PCtx::ino(self.ino))
             {
                 acc.clear = true;

@@ -71,12 +71,10 @@ impl Checker {
             if loc == 0 || self.invalid_bb[g as usize] {
                 continue;
             }
-            let Some(b) = self.fs.block(loc) else { continue };
-            for i in 0..(nbytes * 8).min(cpg as usize) {
-                if b[i / 8] & (1 << (i % 8)) != 0 {
-                    d.set(base + i as u64);
-                }
-            }
+            let Some(b) = self.fs.block(loc) else {
+                continue;
+            };
+            d.or_bytes(base, b, ((nbytes * 8) as u64).min(cpg));
         }
         // Uninitialized groups: their own metadata, wherever it lies.
         let fdb = self.fs.first_data_block;
@@ -119,19 +117,18 @@ impl Checker {
             if loc == 0 || self.invalid_ib[g as usize] {
                 continue;
             }
-            let Some(b) = self.fs.block(loc) else { continue };
-            for i in 0..ipg as usize {
-                if b.get(i / 8).is_some_and(|x| x & (1 << (i % 8)) != 0) {
-                    d.set(u64::from(g) * ipg + i as u64);
-                }
-            }
+            let Some(b) = self.fs.block(loc) else {
+                continue;
+            };
+            d.or_bytes(u64::from(g) * ipg, b, ipg);
         }
         d
     }
 
     /// Pass 5.
     pub fn pass5(&mut self) {
-        self.rep.say_header("Pass 5: Checking group summary information\n");
+        self.rep
+            .say_header("Pass 5: Checking group summary information\n");
         self.check_block_bitmaps();
         if self.rep.should_stop() {
             return;
@@ -143,6 +140,18 @@ impl Checker {
         self.check_inode_end();
         self.check_block_end();
         self.check_bitmap_checksums();
+    }
+
+    /// The blocks found in use, one bit per cluster numbered from
+    /// `first_data_block` (the indexing of [`Self::disk_block_bitmap`]).
+    fn found_clusters(&self, len: u64) -> BitSet {
+        let bits = self.fs.cluster_bits;
+        let fdb = self.fs.first_data_block;
+        let mut f = BitSet::new(len);
+        for b in self.block_found.iter_set(fdb, self.fs.blocks_count) {
+            f.set((b - fdb) >> bits);
+        }
+        f
     }
 
     fn found_cluster(&self, c: u64) -> bool {
@@ -161,6 +170,7 @@ impl Checker {
         let fdb = self.fs.first_data_block;
         let nclusters = (self.fs.blocks_count - fdb).div_ceil(1 << bits);
         let mut disk = self.disk_block_bitmap();
+        let found = self.found_clusters(disk.len());
         // Groups marked BLOCK_UNINIT that hold blocks in use.
         for g in 0..ng {
             if !self.block_uninit_honored(g) {
@@ -168,13 +178,7 @@ impl Checker {
             }
             let start = u64::from(g) * cpg;
             let end = (start + cpg).min(nclusters);
-            let mut used_extra = false;
-            for c in start..end {
-                if self.found_cluster(c) && !disk.get(c) {
-                    used_extra = true;
-                    break;
-                }
-            }
+            let used_extra = (start..end).any(|c| found.get(c) && !disk.get(c));
             if used_extra && self.fix(Code::BlockUninit, &PCtx::group(g)) {
                 self.fs.groups[g as usize].flags &= !BG_BLOCK_UNINIT;
                 self.fs.mark_gd_dirty();
@@ -218,12 +222,8 @@ impl Checker {
             }
         }
         let mut diffs = Vec::new();
-        for c in 0..nclusters {
-            let actual = self.found_cluster(c);
-            let bitmap = disk.get(c);
-            if actual != bitmap {
-                push_diff(&mut diffs, fdb + (c << bits), actual);
-            }
+        for c in found.diff_iter(&disk, nclusters) {
+            push_diff(&mut diffs, fdb + (c << bits), found.get(c));
         }
         let mut fixed = false;
         if !diffs.is_empty() {
@@ -241,13 +241,12 @@ impl Checker {
         for g in 0..ng {
             let start = u64::from(g) * cpg;
             let end = (start + cpg).min(nclusters);
-            let mut free = 0u64;
-            for c in start..end {
-                let used = if fixed { self.found_cluster(c) } else { disk.get(c) };
-                if !used {
-                    free += 1;
-                }
-            }
+            let used = if fixed {
+                found.count_in(start, end)
+            } else {
+                disk.count_in(start, end)
+            };
+            let free = (end - start).saturating_sub(used);
             total_free += free;
             let stored = i64::from(self.fs.groups[g as usize].free_blocks_count) + adj[g as usize];
             if stored != free as i64 {
@@ -291,6 +290,50 @@ impl Checker {
         }
     }
 
+    /// After pass 5: rewrites the block bitmaps and free counts of the
+    /// groups whose blocks changed since logging started (see
+    /// `late_blocks`), and stops logging.
+    pub fn sync_late_blocks(&mut self) {
+        let Some(log) = self.late_blocks.take() else {
+            return;
+        };
+        if log.is_empty() || !self.can_write() {
+            return;
+        }
+        let bits = self.fs.cluster_bits;
+        let fdb = self.fs.first_data_block;
+        let cpg = u64::from(self.fs.sb.f.clusters_per_group).max(1);
+        let nclusters = (self.fs.blocks_count - fdb).div_ceil(1 << bits);
+        let mut groups: Vec<u32> = log
+            .iter()
+            .filter(|&&b| b >= fdb && b < self.fs.blocks_count)
+            .filter_map(|&b| u32::try_from(((b - fdb) >> bits) / cpg).ok())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for g in groups {
+            let gi = g as usize;
+            if gi >= self.fs.groups.len() {
+                continue;
+            }
+            if self.fs.groups[gi].has_flag(BG_BLOCK_UNINIT) {
+                self.fs.groups[gi].flags &= !BG_BLOCK_UNINIT;
+            }
+            let start = u64::from(g) * cpg;
+            let end = (start + cpg).min(nclusters);
+            let free = (start..end).filter(|&c| !self.found_cluster(c)).count() as u64;
+            let old = u64::from(self.fs.groups[gi].free_blocks_count);
+            self.fs.groups[gi].free_blocks_count = free as u32;
+            self.fs.mark_gd_dirty();
+            let total = (self.fs.sb.free_blocks_count() as i128
+                + ((free as i128 - old as i128) << bits))
+                .max(0) as u64;
+            self.fs.sb.set_free_blocks_count(total);
+            self.fs.mark_sb_dirty();
+            self.write_block_bitmaps(Some(g));
+        }
+    }
+
     /// Writes the block bitmaps from the found map (all initialized
     /// groups, or only `only`), with padding and checksums.
     pub fn write_block_bitmaps(&mut self, only: Option<u32>) {
@@ -328,7 +371,8 @@ impl Checker {
             if old.as_deref() != Some(&buf[..]) {
                 self.write_meta_block(loc, &buf);
             }
-            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].block_bitmap_csum != stored {
+            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].block_bitmap_csum != stored
+            {
                 self.fs.groups[g as usize].block_bitmap_csum = stored;
                 self.fs.mark_gd_dirty();
             }
@@ -362,7 +406,8 @@ impl Checker {
             if old.as_deref() != Some(&buf[..]) {
                 self.write_meta_block(loc, &buf);
             }
-            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].inode_bitmap_csum != stored {
+            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].inode_bitmap_csum != stored
+            {
                 self.fs.groups[g as usize].inode_bitmap_csum = stored;
                 self.fs.mark_gd_dirty();
             }
@@ -379,7 +424,9 @@ impl Checker {
                 continue;
             }
             let start = u64::from(g) * ipg + 1;
-            if self.inode_used.any_in(start, start + ipg) && self.fix(Code::InodeUninit, &PCtx::group(g)) {
+            if self.inode_used.any_in(start, start + ipg)
+                && self.fix(Code::InodeUninit, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].flags &= !BG_INODE_UNINIT;
                 self.fs.mark_gd_dirty();
             }
@@ -427,7 +474,11 @@ impl Checker {
             let mut free = 0u64;
             let mut dirs = 0u64;
             for i in start..(start + ipg).min(n) {
-                let used = if fixed { self.inode_used.get(i + 1) } else { disk.get(i) };
+                let used = if fixed {
+                    self.inode_used.get(i + 1)
+                } else {
+                    disk.get(i)
+                };
                 if !used {
                     free += 1;
                 } else if self.inode_dir.get(i + 1) {
@@ -500,9 +551,17 @@ impl Checker {
         };
         for g in 0..self.fs.groups_count() {
             let (uninit, loc, invalid) = if inode {
-                (self.inode_uninit_honored(g), self.fs.groups[g as usize].inode_bitmap, self.invalid_ib[g as usize])
+                (
+                    self.inode_uninit_honored(g),
+                    self.fs.groups[g as usize].inode_bitmap,
+                    self.invalid_ib[g as usize],
+                )
             } else {
-                (self.block_uninit_honored(g), self.fs.groups[g as usize].block_bitmap, self.invalid_bb[g as usize])
+                (
+                    self.block_uninit_honored(g),
+                    self.fs.groups[g as usize].block_bitmap,
+                    self.invalid_bb[g as usize],
+                )
             };
             if uninit || invalid || loc == 0 {
                 continue;
@@ -568,9 +627,13 @@ impl Checker {
                 continue;
             }
             let gd = self.fs.groups[g as usize].clone();
-            let Some(b) = self.fs.block(gd.inode_bitmap) else { continue };
+            let Some(b) = self.fs.block(gd.inode_bitmap) else {
+                continue;
+            };
             let want = stored_bitmap_csum(bitmap_csum(self.fs.seed, b, ipg_bytes), ds);
-            if want != gd.inode_bitmap_csum && self.fix(Code::InodeBitmapCsumInvalid, &PCtx::group(g)) {
+            if want != gd.inode_bitmap_csum
+                && self.fix(Code::InodeBitmapCsumInvalid, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].inode_bitmap_csum = want;
                 self.fs.mark_gd_dirty();
             }
@@ -580,9 +643,13 @@ impl Checker {
                 continue;
             }
             let gd = self.fs.groups[g as usize].clone();
-            let Some(b) = self.fs.block(gd.block_bitmap) else { continue };
+            let Some(b) = self.fs.block(gd.block_bitmap) else {
+                continue;
+            };
             let want = stored_bitmap_csum(bitmap_csum(self.fs.seed, b, cpg_bytes), ds);
-            if want != gd.block_bitmap_csum && self.fix(Code::BlockBitmapCsumInvalid, &PCtx::group(g)) {
+            if want != gd.block_bitmap_csum
+                && self.fix(Code::BlockBitmapCsumInvalid, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].block_bitmap_csum = want;
                 self.fs.mark_gd_dirty();
             }

@@ -144,6 +144,9 @@ pub struct PCtx {
     pub num: u64,
     pub num2: u64,
     pub name: String,
+    /// The name as stored, escaped only when a message shows it (when
+    /// `name` is empty): cheap to set for every directory entry.
+    pub name_raw: Vec<u8>,
     pub path: String,
     pub path2: String,
     pub str: String,
@@ -168,6 +171,13 @@ impl PCtx {
 /// from 0x80 as `M-x`).
 pub fn escape_name(name: &[u8]) -> String {
     let mut s = String::new();
+    escape_name_into(&mut s, name);
+    s
+}
+
+/// [`escape_name`] into `s` (cleared first), reusing its buffer.
+pub fn escape_name_into(s: &mut String, name: &[u8]) {
+    s.clear();
     for &b in name {
         let mut c = b;
         if c >= 0x80 {
@@ -181,7 +191,6 @@ pub fn escape_name(name: &[u8]) -> String {
             s.push(char::from(c));
         }
     }
-    s
 }
 
 fn describe_block(p: &PCtx) -> String {
@@ -218,6 +227,7 @@ pub fn render(template: &str, p: &PCtx) -> String {
             "group" => p.group.to_string(),
             "num" => p.num.to_string(),
             "num2" => p.num2.to_string(),
+            "name" if p.name.is_empty() => escape_name(&p.name_raw),
             "name" => p.name.clone(),
             "path" => p.path.clone(),
             "path2" => p.path2.clone(),
@@ -402,6 +412,7 @@ problems! {
     EncryptBadXattr => ("Encrypted inode {ino} has corrupt encryption extended attribute.\n", ClearInode, 0),
     QuotaBadMode => ("Quota inode is not a regular file.  ", Clear, PREEN_OK),
     QuotaInodeNotClear => ("Quota inode is not in use, but contains data.  ", Clear, PREEN_OK),
+    UpdateQuotas => ("Update quota info for quota type {num}", Null, PREEN_OK),
     OrphanFileBadMode => ("Orphan file (inode {ino}) is not a regular file.  ", Clear, PREEN_OK),
     OrphanFileNotClear => ("Orphan file (inode {ino}) is not in use, but contains data.  ", Clear, PREEN_OK),
     DupBlocksPreenstop => ("Duplicate or bad block in use!\n", None, 0),
