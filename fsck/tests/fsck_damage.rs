@@ -341,6 +341,42 @@ fn quota_usage_out_of_date() {
 }
 
 #[test]
+fn invalid_utf8_names_in_casefolded_directory() {
+    let img = mke2fs_image(&["-t", "ext4", "-b", "4096", "-O", "casefold"], "32M");
+    debugfs_w(
+        img.path(),
+        &[
+            "mkdir cf",
+            "sif cf flags 0x40080000",
+            "write /dev/null cf/aXb",
+            "write /dev/null cf/aYb",
+        ],
+    );
+    assert_e2fsck_clean(img.path());
+    // Both names become "a\xffb": invalid UTF-8, and the same name; the
+    // block checksum goes stale too.
+    let blk = blocks_of(img.path(), "/cf")[0];
+    let block = read_bytes(img.path(), blk * 4096, 4096);
+    for pat in [&b"aXb"[..], b"aYb"] {
+        let at = block
+            .windows(3)
+            .position(|w| w == pat)
+            .expect("name in block");
+        write_bytes(img.path(), blk * 4096 + at as u64 + 1, &[0xff]);
+    }
+    let (n, y) = damaged_then_repaired(img.path());
+    assert!(
+        n.contains("has illegal UTF-8 characters in its name"),
+        "{n}"
+    );
+    // Fixed to "a.." twice: the second one is renamed (as e2fsck would:
+    // "a.~0", same length rounded up to 4), not dropped.
+    assert!(y.contains("non-unique filename"), "{y}");
+    let ls = debugfs_r(img.path(), "ls /cf");
+    assert!(ls.contains(" a.. ") && ls.contains(" a.~0 "), "{ls}");
+}
+
+#[test]
 fn damage_on_ext2_block_map_image() {
     let img = image(&["-t", "ext2", "-b", "1024"]);
     debugfs_w(

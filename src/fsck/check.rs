@@ -135,6 +135,12 @@ pub struct Checker {
     /// quota files), while logging: their groups' bitmaps and counts are
     /// brought up to date by `sync_late_blocks`.
     pub late_blocks: Option<Vec<u64>>,
+    /// Encryption policy id of each encrypted inode with a readable
+    /// policy (ids from `enc_policies`; `UNRECOGNIZED_POLICY` for unknown
+    /// versions).
+    pub enc_policy: HashMap<u32, u32, FastHash>,
+    /// Distinct encryption policies seen, by their bytes (nonce excluded).
+    pub enc_policies: HashMap<Vec<u8>, u32>,
     /// Quota usage per type (user, group, project) counted in pass 1.
     pub quota_usage: [Option<super::quota::Usage>; 3],
     /// The journal needs replaying and this run refused.
@@ -184,6 +190,8 @@ impl Checker {
             block_changes: BTreeMap::new(),
             quota_usage: [None, None, None],
             late_blocks: None,
+            enc_policy: HashMap::default(),
+            enc_policies: HashMap::new(),
             inode_changes: BTreeMap::new(),
             bad_lost_found: false,
             dry_run: false,
@@ -227,6 +235,8 @@ impl Checker {
         self.ea_stored.clear();
         self.ea_quota.clear();
         self.ea_inode_refs.clear();
+        self.enc_policy.clear();
+        self.enc_policies.clear();
         self.dirs_to_rehash.clear();
         self.lost_found = 0;
         self.invalid_bb = vec![false; ngroups];

@@ -97,6 +97,18 @@ impl<'a> Env<'a> {
     }
 }
 
+/// Policy id shared by all encryption contexts of unknown versions.
+pub const UNRECOGNIZED_POLICY: u32 = u32::MAX;
+
+/// What the encryption attribute of an inode holds.
+enum EncPolicy {
+    Missing,
+    Corrupt,
+    Unrecognized,
+    /// The policy bytes (without the nonce).
+    Known(Vec<u8>),
+}
+
 /// The kind of an inode in use (for the statistics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kind {
@@ -1425,9 +1437,73 @@ impl Checker {
         }
     }
 
+    /// The encryption policy of an inode with the encrypt flag, as e2fsck
+    /// reads it: the `c` attribute (index 9) holds an fscrypt context, v1
+    /// (28 bytes) or v2 (40 bytes); the nonce at the end is not part of
+    /// the policy.
+    fn encryption_policy(&self, raw: &[u8]) -> EncPolicy {
+        let blk = raw.file_acl(self.fs.hurd);
+        let block = (blk != 0 && self.fs.valid_block(blk))
+            .then(|| self.fs.block(blk))
+            .flatten();
+        let Some(v) = super::xattr_check::find_ea(raw, self.fs.inode_size, block, 9, b"c") else {
+            return EncPolicy::Missing;
+        };
+        match v.first() {
+            None | Some(0) => EncPolicy::Corrupt,
+            Some(1) if v.len() == 28 => EncPolicy::Known(v[..12].to_vec()),
+            Some(2) if v.len() == 40 => EncPolicy::Known(v[..24].to_vec()),
+            Some(1) | Some(2) => EncPolicy::Corrupt,
+            Some(_) => EncPolicy::Unrecognized,
+        }
+    }
+
+    /// `add_encrypted_file`: records the policy of an encrypted inode, or
+    /// offers to clear the flag (no policy) or the inode (corrupt policy).
+    /// Returns false when the inode was cleared.
+    fn check_encryption(&mut self, out: &mut Out) -> bool {
+        let ino = out.ino;
+        match self.encryption_policy(&out.raw) {
+            EncPolicy::Missing => {
+                if self.fix(Code::MissingEncryptionXattr, &PCtx::ino(ino)) {
+                    let f = out.raw.flags() & !fl::ENCRYPT;
+                    out.raw.set_flags(f);
+                    out.dirty = true;
+                    out.failed_csum = false;
+                }
+                out.encrypted = false;
+            }
+            EncPolicy::Corrupt => {
+                if self.fix(Code::CorruptEncryptionXattr, &PCtx::ino(ino)) {
+                    let mut raw = std::mem::take(&mut out.raw);
+                    self.clear_inode(ino, &mut raw);
+                    return false;
+                }
+                out.encrypted = false;
+            }
+            EncPolicy::Unrecognized => {
+                self.enc_policy.insert(ino, UNRECOGNIZED_POLICY);
+            }
+            EncPolicy::Known(key) => {
+                let next = self.enc_policies.len() as u32;
+                let id = *self.enc_policies.entry(key).or_insert(next);
+                self.enc_policy.insert(ino, id);
+            }
+        }
+        true
+    }
+
     /// Merges one inode's result (phase B).
     pub fn apply(&mut self, mut out: Out) {
         let ino = out.ino;
+        if out.used
+            && out.check_blocks
+            && out.raw.has_flag(fl::ENCRYPT)
+            && (ino == 2 || ino >= self.fs.first_ino)
+            && !self.check_encryption(&mut out)
+        {
+            return;
+        }
         for f in out.set_features.drain(..) {
             let mut feat = self.fs.sb.features();
             feat.incompat |= f;

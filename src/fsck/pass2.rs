@@ -204,6 +204,29 @@ impl Checker {
         self.dirs_to_rehash.insert(ino);
     }
 
+    /// Whether the inode of an entry of type `ft` would have to be
+    /// encrypted in an encrypted directory: regular files, directories and
+    /// symlinks.
+    fn needs_encryption(&self, ino: u32, ft: u8) -> bool {
+        if ft != 0 {
+            return ft == 1 || ft == 2 || ft == 7;
+        }
+        let i = u64::from(ino);
+        if self.inode_reg.get(i) || self.inode_dir.get(i) {
+            return true;
+        }
+        let raw = self.fs.read_inode(ino);
+        raw.is_reg() || raw.is_dir() || raw.is_symlink()
+    }
+
+    /// A name of an indexed directory changed: its hash may not fit its
+    /// leaf any more, so the directory is rebuilt.
+    fn rehash_later_if_indexed(&mut self, ino: u32) {
+        if self.dx_dirs.contains_key(&ino) {
+            self.rehash_later(ino);
+        }
+    }
+
     /// `check_dir_block` for one directory block.
     fn check_dir_block(&mut self, mut db: DirBlock, dx: &mut HashMap<u32, DxState>) {
         let ino = db.ino;
@@ -389,6 +412,8 @@ impl Checker {
         };
         let _ = inline_ea_len;
         let encrypted = self.inode_encrypted.get(u64::from(ino));
+        let casefold_dir =
+            self.fs.has_incompat(Incompat::CASEFOLD) && self.inode_casefold.get(u64::from(ino));
         let filetype_fs = self.fs.has_incompat(Incompat::FILETYPE);
         let mut names = NameSet::default();
         let mut d_name: Vec<u8> = Vec::with_capacity(256);
@@ -567,7 +592,31 @@ impl Checker {
                     }
                 }
                 if !skip && !fake {
-                    if !encrypted {
+                    // Casefolded directory: names must be valid UTF-8
+                    // (e2fsck's encoded_check_name); the rest of the name
+                    // from the first bad byte becomes dots.
+                    let mut encoded_fixed = false;
+                    if !encrypted && casefold_dir && dot_state > 1 {
+                        let nl = usize::from(area[offset + 6]);
+                        let name = &area[offset + 8..offset + 8 + nl];
+                        if let Err(e) = std::str::from_utf8(name) {
+                            let pos = e.valid_up_to();
+                            p.path = self.dir_path(ino);
+                            if self.fix(Code::BadEncodedName, &p) {
+                                for c in &mut area[offset + 8 + pos..offset + 8 + nl] {
+                                    if *c == 0 {
+                                        break;
+                                    }
+                                    *c = b'.';
+                                }
+                                modified = true;
+                                encoded_fixed = true;
+                                self.rehash_later_if_indexed(ino);
+                            }
+                        }
+                    }
+                    if encoded_fixed {
+                    } else if !encrypted {
                         let nl = usize::from(area[offset + 6]);
                         let bad = area[offset + 8..offset + 8 + nl]
                             .iter()
@@ -622,6 +671,28 @@ impl Checker {
                             }
                         }
                     }
+                    // Encrypted directory: the entry's inode must have the
+                    // directory's policy (check_encryption_policy).
+                    if encrypted && dot_state > 1 {
+                        let dir_pol = self.enc_policy.get(&ino).copied();
+                        let file_pol = self.enc_policy.get(&d_ino).copied();
+                        let code = match file_pol {
+                            _ if file_pol == dir_pol => None,
+                            None if !self.needs_encryption(d_ino, area[offset + 7]) => None,
+                            None => Some(Code::UnencryptedFile),
+                            Some(_) => Some(Code::InconsistentEncryptionPolicy),
+                        };
+                        if let Some(code) = code {
+                            p.path = self.dir_path(ino);
+                            if self.fix(code, &p) {
+                                area[offset..offset + 4].fill(0);
+                                modified = true;
+                                skip = true;
+                            } else {
+                                self.rep.valid = false;
+                            }
+                        }
+                    }
                 }
                 if !skip {
                     // Hash range of a leaf.
@@ -657,11 +728,11 @@ impl Checker {
                 }
                 if !skip {
                     if dups_found || dot_state < 2 {
-                    } else if !names.insert(&d_name) {
+                    } else if !names.insert(cur_name(&area, offset, fake, &d_name)) {
                         let q = PCtx {
                             ino,
                             dir: ino,
-                            name: escape_name(&d_name),
+                            name: escape_name(cur_name(&area, offset, fake, &d_name)),
                             path: self.dir_path(ino),
                             ..PCtx::default()
                         };
@@ -1262,6 +1333,15 @@ impl Checker {
             self.fs.disk.will_need(s * bs, n * bs);
         }
     }
+}
+
+/// The name of the entry at `off` as it is now (after fixes to it).
+fn cur_name<'a>(area: &'a [u8], off: usize, fake: bool, orig: &'a [u8]) -> &'a [u8] {
+    if fake {
+        return orig;
+    }
+    let nl = area.get(off + 6).map_or(0, |&n| usize::from(n));
+    area.get(off + 8..off + 8 + nl).unwrap_or(orig)
 }
 
 fn zero_entry(area: &mut [u8], off: usize, fake: bool) {

@@ -7,7 +7,7 @@
 //! the directories marked for rebuilding (duplicate names, broken index)
 //! are rewritten as plain linear directories.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::format::dir::rec_len_for_name;
 use crate::format::features::Incompat;
@@ -386,7 +386,24 @@ impl Checker {
         let filetype = self.fs.has_incompat(Incompat::FILETYPE);
         // Collect the live entries (not "." and "..").
         let mut entries: Vec<(Vec<u8>, u32, u8)> = Vec::new();
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        // Name -> inode of the entries kept so far; every name in the
+        // directory (renames must avoid them all).
+        let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut all: HashSet<Vec<u8>> = HashSet::new();
+        for &(_, pblk) in &blocks {
+            if let Some(b) = self.fs.block(pblk) {
+                let end = if tail_status(b) == TailStatus::Ok {
+                    bs - 12
+                } else {
+                    bs
+                };
+                for d in parse_dents(b, end, bs) {
+                    if d.inode != 0 {
+                        all.insert(b[d.off + 8..d.off + 8 + d.name_len].to_vec());
+                    }
+                }
+            }
+        }
         let dotdot = self
             .dirs
             .get(&ino)
@@ -416,7 +433,7 @@ impl Checker {
                     continue;
                 }
                 let mut name = name;
-                if seen.contains(&name) {
+                if let Some(&first) = seen.get(&name) {
                     let encrypted = self.inode_encrypted.get(u64::from(ino));
                     let p = PCtx {
                         ino,
@@ -425,23 +442,31 @@ impl Checker {
                         path: self.dir_path(ino),
                         ..PCtx::default()
                     };
-                    if encrypted || self.inode_casefold.get(u64::from(ino)) {
+                    if first == d.inode {
+                        // The same inode twice under one name: drop one.
+                        if self.fix(Code::DuplicateDirentSame, &p) {
+                            self.adjust_count(d.inode, -1);
+                            continue;
+                        }
+                    } else if encrypted {
+                        // An encrypted name cannot be changed without the key.
                         if self.fix(Code::DuplicateDirentClear, &p) {
                             self.adjust_count(d.inode, -1);
                             continue;
                         }
                     } else {
-                        let new = unique_name(&name, &seen);
+                        let new = unique_name(&name, |n| all.contains(n) || seen.contains_key(n));
                         let q = PCtx {
-                            str: format!("{}? ", escape_name(&new)),
+                            str: escape_name(&new),
                             ..p
                         };
                         if self.fix(Code::NonUniqueFile, &q) {
+                            all.insert(new.clone());
                             name = new;
                         }
                     }
                 }
-                seen.insert(name.clone());
+                seen.insert(name.clone(), d.inode);
                 entries.push((name, d.inode, if filetype { b[d.off + 7] } else { 0 }));
             }
         }
@@ -493,23 +518,95 @@ impl Checker {
     }
 }
 
-/// A variant of `name` not in `seen`: `~0`, `~1`, ... replacing the end.
-fn unique_name(name: &[u8], seen: &HashSet<Vec<u8>>) -> Vec<u8> {
-    for i in 0..100_000u32 {
-        let suffix = format!("~{i}").into_bytes();
-        let keep = name
-            .len()
-            .saturating_sub(suffix.len())
-            .max(1)
-            .min(name.len());
-        let mut n = name[..keep].to_vec();
-        n.extend_from_slice(&suffix);
+/// e2fsck's way to make a duplicate name unique: a name not ending in
+/// `~digits` gets `~0` written over its end, keeping its length rounded to
+/// the directory record's 4-byte step ("a" -> "a~0", "abc" -> "ab~0",
+/// "abcde" -> "abcde~0"); `~digits` are then counted up ("~9" -> "~10" by
+/// moving the tilde left).
+fn mutate_name(name: &mut Vec<u8>) {
+    let l = name.len();
+    if l == 0 {
+        name.extend_from_slice(b"~0");
+        return;
+    }
+    let mut i = l - 1;
+    while i > 0 && name[i].is_ascii_digit() {
+        i -= 1;
+    }
+    if i == l - 1 || name[i] != b'~' {
+        let nl = if (l - 1) & 3 < 2 { l + 2 } else { (l + 3) & !3 };
+        name.resize(nl, 0);
+        name[nl - 2] = b'~';
+        name[nl - 1] = b'0';
+        return;
+    }
+    let mut k = l;
+    while k > 0 {
+        k -= 1;
+        let c = name[k];
+        if c.is_ascii_digit() {
+            if c == b'9' {
+                name[k] = b'0';
+                continue;
+            }
+            name[k] = c + 1;
+            return;
+        }
+        if k == 1 {
+            match name[0] {
+                b'z' => name[0] = b'A',
+                b'Z' => {
+                    name[0] = b'~';
+                    name[1] = b'0';
+                }
+                _ => name[0] = name[0].wrapping_add(1),
+            }
+        } else if k > 0 {
+            name[k] = b'1';
+            name[k - 1] = b'~';
+        } else if name[0] == b'~' {
+            name[0] = b'a';
+        } else {
+            name[0] = name[0].wrapping_add(1);
+        }
+        return;
+    }
+}
+
+/// A variant of `name` for which `taken` is false (see [`mutate_name`]).
+fn unique_name(name: &[u8], taken: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut n = name.to_vec();
+    for _ in 0..100_000u32 {
+        mutate_name(&mut n);
         if n.len() > 255 {
             n.truncate(255);
         }
-        if !seen.contains(&n) {
+        if !taken(&n) {
             return n;
         }
     }
-    name.to_vec()
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mutate_name;
+
+    fn m(s: &str) -> String {
+        let mut v = s.as_bytes().to_vec();
+        mutate_name(&mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn names_mutate_like_e2fsck() {
+        assert_eq!(m("A."), "A.~0");
+        assert_eq!(m("a"), "a~0");
+        assert_eq!(m("abc"), "ab~0");
+        assert_eq!(m("abcd"), "ab~0");
+        assert_eq!(m("abcde"), "abcde~0");
+        assert_eq!(m("ab~0"), "ab~1");
+        assert_eq!(m("ab~9"), "a~10");
+        assert_eq!(m("x~9"), "y~0");
+    }
 }

@@ -507,6 +507,53 @@ pub fn inline_data_ea(raw: &[u8], inode_size: usize) -> Option<&[u8]> {
     None
 }
 
+/// The value of attribute (`index`, `name`) of an inode: in the inode
+/// body first, then in its attribute block `block` (if given). Values in
+/// EA inodes are not followed (`None`).
+pub fn find_ea<'a>(
+    raw: &'a [u8],
+    inode_size: usize,
+    block: Option<&'a [u8]>,
+    index: u8,
+    name: &[u8],
+) -> Option<&'a [u8]> {
+    let scan = |area: &'a [u8], first: usize, base: usize| -> Option<&'a [u8]> {
+        let mut off = first;
+        let mut steps = 0;
+        while off + ENTRY_LEN <= area.len() && get_u32(area, off)? != 0 && steps < 1024 {
+            steps += 1;
+            let e = read_entry(area, off)?;
+            if e.name_index == index && e.name == name {
+                if e.value_inum != 0 {
+                    return None;
+                }
+                let vs = base + e.value_offs;
+                return area.get(vs..vs.checked_add(e.value_size)?);
+            }
+            off += pad4(ENTRY_LEN + e.name_len);
+        }
+        None
+    };
+    if inode_size > 128 {
+        let extra = usize::from(raw.extra_isize(inode_size));
+        let hstart = 128 + extra;
+        if let Some(area) = raw.get(hstart..inode_size) {
+            if get_u32(area, 0) == Some(XATTR_MAGIC) {
+                if let Some(v) = scan(area, 4, 4) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    let b = block?;
+    if get_u32(b, 0) != Some(XATTR_MAGIC) {
+        return None;
+    }
+    // Block entries start after the 32-byte header; value offsets count
+    // from the start of the block.
+    scan(b, 32, 0)
+}
+
 /// Whether the in-inode area of `raw` has an attribute with this index and name.
 pub fn ibody_has_attr(raw: &[u8], inode_size: usize, index: u8, name: &[u8]) -> bool {
     if inode_size <= 128 {
