@@ -377,6 +377,19 @@ fn invalid_utf8_names_in_casefolded_directory() {
 }
 
 #[test]
+fn orphan_file_block_not_clean() {
+    let img = mke2fs_image(&["-t", "ext4", "-b", "4096", "-O", "orphan_file"], "32M");
+    // An entry left in the second block of the orphan file.
+    let blk = blocks_of(img.path(), "<12>")[1];
+    write_bytes(img.path(), blk * 4096 + 8, &13u32.to_le_bytes());
+    let (n, _) = damaged_then_repaired(img.path());
+    assert!(
+        n.contains("Orphan file (inode 12) block 1 is not clean."),
+        "{n}"
+    );
+}
+
+#[test]
 fn damage_on_ext2_block_map_image() {
     let img = image(&["-t", "ext2", "-b", "1024"]);
     debugfs_w(

@@ -419,6 +419,7 @@ fn one_run(c: &mut Checker) -> bool {
         c.late_blocks = Some(Vec::new());
         c.make_journal();
         c.sync_late_blocks();
+        c.check_orphan_file();
         return true;
     }
 }

@@ -413,6 +413,8 @@ problems! {
     QuotaBadMode => ("Quota inode is not a regular file.  ", Clear, PREEN_OK),
     QuotaInodeNotClear => ("Quota inode is not in use, but contains data.  ", Clear, PREEN_OK),
     UpdateQuotas => ("Update quota info for quota type {num}", Null, PREEN_OK),
+    OrphanFileBlockNotClean => ("Orphan file (inode {ino}) block {blk} is not clean.\n", Clear, PREEN_OK),
+    OrphanFileInitFailed => ("Failed to initialize orphan file.\n", Recreate, PREEN_OK),
     OrphanFileBadMode => ("Orphan file (inode {ino}) is not a regular file.  ", Clear, PREEN_OK),
     OrphanFileNotClear => ("Orphan file (inode {ino}) is not in use, but contains data.  ", Clear, PREEN_OK),
     DupBlocksPreenstop => ("Duplicate or bad block in use!\n", None, 0),

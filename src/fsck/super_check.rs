@@ -827,4 +827,76 @@ impl Checker {
         }
         self.fs.mark_gd_dirty();
     }
+
+    /// After pass 5 (`check_init_orphan_file`): every block of the orphan
+    /// file must be empty, with its magic and (metadata_csum) checksum;
+    /// the fix re-initializes the block. Entries are not replayed here: the
+    /// inodes they named are handled by passes 1 and 4 like any inode
+    /// without links.
+    pub fn check_orphan_file(&mut self) {
+        if !self.fs.has_compat(Compat::ORPHAN_FILE) {
+            return;
+        }
+        let ino = self.fs.sb.f.orphan_file_inum;
+        if ino == 0 || ino > self.fs.inodes_count || !self.inode_used.get(u64::from(ino)) {
+            return;
+        }
+        let raw = self.fs.read_inode(ino);
+        let bs = self.fs.bs64;
+        if !raw.is_reg()
+            || raw.size() % bs != 0
+            || raw.size() > crate::format::orphan::MAX_ORPHAN_FILE_SIZE
+        {
+            return;
+        }
+        let seed = crate::format::orphan::csum_seed(
+            self.fs.seed,
+            crate::format::ids::InodeNo(ino),
+            raw.generation(),
+        );
+        let csum = self.fs.has_metadata_csum();
+        let m = mapping(&self.fs, &raw);
+        let mut failed = false;
+        let mut bad: Vec<u64> = Vec::new();
+        for l in 0..raw.size() / bs {
+            let Some(p) = m.bmap(l) else { continue };
+            let Some(b) = self.fs.block(p) else { continue };
+            let clean = crate::format::orphan::parse_block(b).is_ok_and(|v| v.is_empty())
+                && (!csum || crate::format::orphan::verify_block_checksum(seed, p, b).is_ok());
+            if clean {
+                continue;
+            }
+            if self.fix(
+                Code::OrphanFileBlockNotClean,
+                &PCtx {
+                    ino,
+                    blk: l,
+                    ..PCtx::default()
+                },
+            ) {
+                bad.push(p);
+            } else {
+                // As e2fsck: the walk stops at the first block left bad.
+                failed = true;
+                break;
+            }
+        }
+        if failed && self.fix(Code::OrphanFileInitFailed, &PCtx::ino(ino)) {
+            // Re-initialize every block.
+            bad = (0..raw.size() / bs).filter_map(|l| m.bmap(l)).collect();
+        }
+        if !self.can_write() {
+            return;
+        }
+        for p in bad {
+            let mut b = vec![0u8; self.fs.bs];
+            if crate::format::orphan::encode_empty_block(&mut b).is_err() {
+                continue;
+            }
+            if csum {
+                let _ = crate::format::orphan::set_block_checksum(seed, p, &mut b);
+            }
+            self.write_block(p, &b);
+        }
+    }
 }
