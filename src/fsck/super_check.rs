@@ -844,7 +844,7 @@ impl Checker {
         let raw = self.fs.read_inode(ino);
         let bs = self.fs.bs64;
         if !raw.is_reg()
-            || raw.size() % bs != 0
+            || !raw.size().is_multiple_of(bs)
             || raw.size() > crate::format::orphan::MAX_ORPHAN_FILE_SIZE
         {
             return;
