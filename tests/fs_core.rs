@@ -221,3 +221,65 @@ fn orphans_survive_a_crash_and_are_released_at_mount() {
     }
     assert_e2fsck_clean(&img);
 }
+
+/// Filling the file system: writes end short or with ENOSPC, creates fail
+/// with ENOSPC, nothing accepted is lost, and the image stays clean.
+#[test]
+fn full_file_system_gives_enospc_and_stays_clean() {
+    for (fs_type, bs) in [(FsType::Ext4, Some(1024)), (FsType::Ext2, Some(4096))] {
+        let dir = TempDir::new("full");
+        let img = dir.join("img");
+        make_image(&img, 8 << 20, fs_type, "", bs);
+        {
+            let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+            let d = fs
+                .create(ROOT, b"d", S_IFDIR | 0o755, 0, Caller::ROOT)
+                .unwrap();
+            let chunk = vec![0xabu8; 256 * 1024];
+            let mut hit_enospc = false;
+            'outer: for i in 0..1000 {
+                let name = format!("file-{i:04}");
+                let f = match fs.create(d.ino, name.as_bytes(), S_IFREG | 0o644, 0, Caller::ROOT) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        assert_eq!(e.errno, libc::ENOSPC, "create: {e}");
+                        hit_enospc = true;
+                        break;
+                    }
+                };
+                let mut off = 0u64;
+                loop {
+                    match fs.write(f.ino, off, &chunk) {
+                        Ok(n) if n == chunk.len() => off += n as u64,
+                        Ok(n) => {
+                            off += n as u64;
+                            hit_enospc = true;
+                            break 'outer;
+                        }
+                        Err(e) => {
+                            assert_eq!(e.errno, libc::ENOSPC, "write: {e}");
+                            hit_enospc = true;
+                            break 'outer;
+                        }
+                    }
+                    if off >= 1 << 20 {
+                        break;
+                    }
+                }
+            }
+            assert!(hit_enospc, "an 8 MiB file system should fill up");
+            // Creating many empty files until the inodes or blocks run out.
+            for i in 0..5000 {
+                let name = format!("empty-with-a-long-name-to-fill-blocks-{i:05}");
+                if let Err(e) = fs.create(d.ino, name.as_bytes(), S_IFREG | 0o644, 0, Caller::ROOT)
+                {
+                    assert_eq!(e.errno, libc::ENOSPC, "create: {e}");
+                    break;
+                }
+            }
+            fs.sync().unwrap();
+            fs.unmount().unwrap();
+        }
+        assert_e2fsck_clean(&img);
+    }
+}

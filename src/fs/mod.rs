@@ -225,11 +225,29 @@ impl State {
         m
     }
 
+    /// Re-estimates what the write-back of `ino` will need and updates the
+    /// volume's reservation; ENOSPC when the promise cannot be kept (the
+    /// caller undoes its change).
+    pub fn note_changed(&mut self, ino: u32) -> FsResult<()> {
+        let Some(st) = self.inodes.get_mut(&ino) else {
+            return Ok(());
+        };
+        let est = self::inode::estimate_meta_blocks(&self.vol, st);
+        let old = std::mem::replace(&mut st.meta_estimate, est);
+        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(old) + est;
+        if est > old && self.vol.meta_reserve > self.vol.free_blocks_total() {
+            return Err(FsError::nospc());
+        }
+        Ok(())
+    }
+
     /// Writes one inode's changes into the block cache.
     pub fn write_back_inode(&mut self, ino: u32) -> FsResult<()> {
         let Some(mut st) = self.inodes.remove(&ino) else {
             return Ok(());
         };
+        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
+        st.meta_estimate = 0;
         let r = (|| {
             write_back_dir(&mut self.vol, &mut st)?;
             write_back_map(&mut self.vol, &mut st)?;

@@ -185,7 +185,18 @@ impl State {
                         .expect("loaded")
                         .goal_for(l)
                         .unwrap_or(default_goal);
-                    let (p, got) = self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN))?;
+                    let (p, got) = match self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN)) {
+                        Ok(r) => r,
+                        Err(e) if e.errno == libc::ENOSPC && l > first_blk => {
+                            // A short write: what is mapped so far counts.
+                            let written = (u64::from(l) * bs)
+                                .saturating_sub(off)
+                                .min(data.len() as u64);
+                            self.finish_write(ino, off + written);
+                            return Ok(written as usize);
+                        }
+                        Err(e) => return Err(e),
+                    };
                     {
                         let map = self
                             .inodes
@@ -207,6 +218,12 @@ impl State {
                 }
             }
         }
+        self.finish_write(ino, end);
+        Ok(data.len())
+    }
+
+    /// Size, times, i_blocks and reservation after a write ending at `end`.
+    fn finish_write(&mut self, ino: u32, end: u64) {
         let t = now();
         let vol = &self.vol;
         let st = self.inodes.get_mut(&ino).expect("loaded");
@@ -217,7 +234,9 @@ impl State {
         st.inode.ctime = t;
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(data.len())
+        if let Err(e) = self.note_changed(ino) {
+            log::warn!("inode {ino}: write-back reservation over-committed: {e}");
+        }
     }
 
     /// Frees the blocks past `size` and zeroes the tail of the last one.
@@ -251,7 +270,7 @@ impl State {
         let st = self.inodes.get_mut(&ino).expect("loaded");
         update_i_blocks(vol, st);
         st.dirty = true;
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// Sets the size of a regular file (truncate or extend).
@@ -371,7 +390,7 @@ impl State {
         }
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// Makes `off..end` read as zeros: whole blocks are unmapped and freed,
@@ -416,7 +435,7 @@ impl State {
         st.inode.ctime = t;
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// SEEK_DATA / SEEK_HOLE from `off`.

@@ -183,6 +183,7 @@ impl State {
             nlookup: 0,
             open_count: 0,
             orphan: false,
+            meta_estimate: 0,
         };
         if let Some(target) = symlink_target {
             st.inode.size = target.len() as u64;
@@ -213,6 +214,15 @@ impl State {
             self.abort_create(ino, is_dir);
             return Err(e);
         }
+        if let Err(e) = self
+            .note_changed(parent)
+            .and_then(|_| self.note_changed(ino))
+        {
+            self.dir_mut(parent)?.remove(name);
+            let _ = self.note_changed(parent);
+            self.abort_create(ino, is_dir);
+            return Err(e);
+        }
         if is_dir {
             self.add_dir_link(parent)?;
         }
@@ -223,6 +233,7 @@ impl State {
 
     fn abort_create(&mut self, ino: u32, is_dir: bool) {
         if let Some(mut st) = self.inodes.remove(&ino) {
+            self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
             if let Some(map) = st.map.as_mut() {
                 let end = map.end();
                 for (p, n) in map.unmap(0, end.min(u64::from(u32::MAX)) as u32) {
@@ -246,6 +257,11 @@ impl State {
         }
         let ft = FileType::from_mode(st.inode.mode);
         self.dir_mut(parent)?.insert(name, ino, ft)?;
+        if let Err(e) = self.note_changed(parent) {
+            self.dir_mut(parent)?.remove(name);
+            let _ = self.note_changed(parent);
+            return Err(e);
+        }
         let st = self.get(ino)?;
         st.inode.links_count += 1;
         st.inode.ctime = now();
@@ -267,6 +283,7 @@ impl State {
         }
         self.dir_mut(parent)?.remove(name);
         self.touch_dir(parent)?;
+        let _ = self.note_changed(parent);
         self.drop_link(ino)
     }
 
@@ -435,6 +452,11 @@ impl State {
         self.touch_dir(parent)?;
         if newparent != parent {
             self.touch_dir(newparent)?;
+        }
+        for d in [parent, newparent, src] {
+            if let Err(e) = self.note_changed(d) {
+                log::warn!("rename: write-back reservation over-committed for inode {d}: {e}");
+            }
         }
         Ok(())
     }

@@ -249,7 +249,7 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
                 drop_block_ref(vol, old)?;
             }
             let goal = vol.descs[vol.geo.inode_location(st.ino).0 as usize].inode_table;
-            vol.alloc_blocks(goal, 1)?.0
+            vol.alloc_blocks_wb(goal, 1)?.0
         };
         let seed = vol.csum_seed;
         let data = vol.new_block(blk, BlockKind::Meta)?;
