@@ -251,8 +251,7 @@ fn full_file_system_gives_enospc_and_stays_clean() {
                 loop {
                     match fs.write(f.ino, off, &chunk) {
                         Ok(n) if n == chunk.len() => off += n as u64,
-                        Ok(n) => {
-                            off += n as u64;
+                        Ok(_short) => {
                             hit_enospc = true;
                             break 'outer;
                         }
