@@ -262,9 +262,17 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
     if st.map.is_some() {
         update_i_blocks(vol, st);
     } else {
-        // No data blocks (device nodes, fast symlinks): only the xattr block.
-        let blocks = u64::from(st.inode.file_acl != 0) * u64::from(vol.geo.block_size / 512);
-        st.inode.set_blocks_512(blocks, vol.geo.block_size);
+        // The mapping is not loaded: adjust i_blocks by the xattr block
+        // gained or lost.
+        let bs = vol.geo.block_size;
+        let per = u64::from(bs / 512);
+        let sectors = st.inode.blocks_512(bs);
+        let sectors = match (old != 0, st.inode.file_acl != 0) {
+            (false, true) => sectors + per,
+            (true, false) => sectors.saturating_sub(per),
+            _ => sectors,
+        };
+        st.inode.set_blocks_512(sectors, bs);
     }
     st.xattrs_dirty = false;
     st.dirty = true;
