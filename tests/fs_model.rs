@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 mod common;
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use common::*;
