@@ -206,18 +206,15 @@ fn run_model(seed: u64, fs_type: FsType, bs: Option<u32>, ops: usize) {
                     0,
                     c,
                 );
-                if model.nodes.contains_key(&p) {
-                    assert_eq!(r.unwrap_err().errno, libc::EEXIST);
-                } else {
-                    let a = r.unwrap();
-                    fs.forget(a.ino, 1);
-                    model.nodes.insert(
-                        p,
-                        Node::File {
+                match model.nodes.entry(p) {
+                    Entry::Occupied(_) => assert_eq!(r.unwrap_err().errno, libc::EEXIST),
+                    Entry::Vacant(v) => {
+                        fs.forget(r.unwrap().ino, 1);
+                        v.insert(Node::File {
                             data: Vec::new(),
                             xattrs: BTreeMap::new(),
-                        },
-                    );
+                        });
+                    }
                 }
             }
             2 => {
@@ -231,11 +228,12 @@ fn run_model(seed: u64, fs_type: FsType, bs: Option<u32>, ops: usize) {
                     0,
                     c,
                 );
-                if model.nodes.contains_key(&p) {
-                    assert_eq!(r.unwrap_err().errno, libc::EEXIST);
-                } else {
-                    fs.forget(r.unwrap().ino, 1);
-                    model.nodes.insert(p, Node::Dir);
+                match model.nodes.entry(p) {
+                    Entry::Occupied(_) => assert_eq!(r.unwrap_err().errno, libc::EEXIST),
+                    Entry::Vacant(v) => {
+                        fs.forget(r.unwrap().ino, 1);
+                        v.insert(Node::Dir);
+                    }
                 }
             }
             3 | 4 if !files.is_empty() => {
