@@ -108,6 +108,9 @@ pub struct State {
     next_generation: u32,
     /// A write-back error not yet reported to an fsync.
     latched_error: Option<FsError>,
+    /// When write-back last completed (changes older than the expire time
+    /// are written back by the background thread).
+    last_sync: std::time::Instant,
 }
 
 /// A mounted file system.
@@ -284,6 +287,7 @@ impl State {
             log::error!("write-back failed: {e}");
             self.latched_error = Some(e.clone());
         }
+        self.last_sync = std::time::Instant::now();
         self.evict();
         r
     }
@@ -311,13 +315,13 @@ impl State {
     /// Whether background write-back is due.
     pub fn writeback_due(&self) -> bool {
         let cache = &self.vol.cache;
-        cache.dirty_bytes() >= self.opts.dirty_background_bytes
-            || cache
-                .oldest()
-                .is_some_and(|t| t.elapsed() >= self.opts.dirty_expire)
-            || self.inodes.values().any(|s| s.is_dirty())
-                && cache.dirty_bytes() == 0
-                && self.opts.dirty_expire.is_zero()
+        if cache.dirty_bytes() >= self.opts.dirty_background_bytes {
+            return true;
+        }
+        if self.last_sync.elapsed() < self.opts.dirty_expire {
+            return false;
+        }
+        cache.dirty_bytes() > 0 || self.inodes.values().any(|s| s.is_dirty())
     }
 
     /// Updates the access time after a read, following the mount's policy.

@@ -130,6 +130,7 @@ impl Fs {
             opts,
             next_generation: seed,
             latched_error: None,
+            last_sync: std::time::Instant::now(),
         };
         if !state.vol.read_only {
             super::ops_names::cleanup_orphans(&mut state)?;
