@@ -252,8 +252,8 @@ impl ImageView<'_> {
 
     /// Fills `out` (file bytes from `offset`) from the runs of `map`.
     fn copy_runs(&self, map: &FileMap, offset: u64, out: &mut [u8]) -> Result<()> {
-        let bs = self.block_size as u64;
-        let end = offset + out.len() as u64;
+        let bs = self.bs64();
+        let end = offset.saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
         let first = offset / bs;
         let start_idx = map.runs.partition_point(|r| r.logical_end() <= first);
         for run in &map.runs[start_idx..] {
@@ -302,7 +302,7 @@ impl ImageView<'_> {
             ));
         }
         let size = inode.size;
-        if size == 0 || size > MAX_SYMLINK_LEN || size >= self.block_size as u64 {
+        if size == 0 || size > MAX_SYMLINK_LEN || size >= self.bs64() {
             return Err(FormatError::corrupt(
                 WHAT,
                 format!("inode {ino}: target length {size}"),

@@ -427,7 +427,7 @@ impl<'v, 'a> Walker<'v, 'a> {
             Ok(map) => {
                 let meta = u64::try_from(map.meta_blocks.len()).unwrap_or(u64::MAX);
                 self.spend(meta);
-                let bs = view.block_size() as u64;
+                let bs = view.bs64();
                 if let Some(last) = map.runs.iter().rev().find(|r| !r.unwritten) {
                     let last_blk = last.logical_end() - 1;
                     if inode.size < last_blk.saturating_mul(bs) && ft != S_IFDIR {
@@ -538,7 +538,7 @@ impl<'v, 'a> Walker<'v, 'a> {
         let mut stack = vec![(root, String::new(), root, root_inode)];
         while let Some((ino, path, parent, inode)) = stack.pop() {
             let shown = if path.is_empty() { "/" } else { path.as_str() };
-            let nblocks = inode.size.div_ceil(view.block_size() as u64);
+            let nblocks = inode.size.div_ceil(view.bs64());
             if !self.spend(nblocks) {
                 break;
             }
