@@ -16,6 +16,7 @@ use std::path::Path;
 
 use common::*;
 use fext::format::dir::FileType;
+use fext::format::htree::{DxGeometry, DxRoot};
 use fext::format::image::{ImageView, WalkReport};
 use fext::format::inode::{flags, Inode};
 use fext::format::xattr::acl_disk_to_xattr;
@@ -364,6 +365,15 @@ fn check_config(fs_type: &str, block_size: u32, extra: &[&str]) {
     let many = view.lookup_path(b"/many").expect("lookup").expect("many");
     let many_inode = view.inode(many).expect("inode");
     assert!(many_inode.has_flag(flags::INDEX), "many/ is not indexed");
+    // With 1 KiB blocks the index needs a second level (dx_node blocks).
+    let root_blk = view.file_blocks(many, &many_inode).expect("map")[0].phys;
+    let geom = DxGeometry {
+        block_size: view.block_size(),
+        metadata_csum: view.has_metadata_csum(),
+        largedir: false,
+    };
+    let root = DxRoot::parse(view.block(root_blk).expect("block"), &geom).expect("dx_root");
+    assert_eq!(root.indirect_levels, u8::from(block_size == 1024));
 
     let layouts = compare_tree(&view, src.path());
     eprintln!("{fs_type} {block_size} {extra:?}: {layouts:?}");

@@ -174,6 +174,32 @@ impl ImageView<'_> {
         Ok(map)
     }
 
+    /// The bad blocks inode's list (its block map, whatever its mode; the
+    /// data blocks are the bad blocks).
+    pub fn bad_blocks_map(&self) -> Result<FileMap> {
+        let ino = super::super::ids::special::BAD_BLOCKS.0;
+        let inode = self.inode(ino)?;
+        let ptrs = parse_i_block(&inode.block)?;
+        let read = |b: super::super::PhysBlock, buf: &mut [u8]| -> Result<()> {
+            buf.copy_from_slice(self.block(b.0)?);
+            Ok(())
+        };
+        let walk = walk_block_map(&ptrs, self.block_size, self.blocks_count, read)?;
+        let mut map = FileMap {
+            meta_blocks: walk.meta.iter().map(|b| b.0).collect(),
+            ..FileMap::default()
+        };
+        for (l, p) in &walk.data {
+            map.push(BlockRun {
+                logical: l.0,
+                phys: p.0,
+                len: 1,
+                unwritten: false,
+            });
+        }
+        Ok(map)
+    }
+
     /// The inline data area of an `INLINE_DATA_FL` inode: `i_block` followed
     /// by the value of its in-inode `system.data` attribute (which must
     /// exist, possibly empty). `None` for other inodes.

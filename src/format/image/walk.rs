@@ -20,7 +20,15 @@
 //!   exists);
 //! - link counts: a file's `i_links_count` equals the entries naming it; a
 //!   directory's equals 2 + its subdirectories (1 allowed past 65000 with
-//!   dir_nlink).
+//!   dir_nlink);
+//! - block ownership (pass 1b): no block is claimed twice by the groups'
+//!   fixed metadata (superblock and descriptor copies, bitmaps, inode
+//!   tables), the bad blocks list, the journal, orphan and quota files, and
+//!   the data, tree and xattr blocks of the inodes reached (a shared xattr
+//!   block counts once).
+//!
+//! Not checked: the bitmaps and summary counts (e2fsck pass 5), inodes
+//! that no directory reaches, the resize inode.
 //!
 //! Bounds: an explicit stack, a visited set for directories (so loops and
 //! directory hard links are reported, not followed), each non-directory
@@ -248,7 +256,11 @@ impl<'v, 'a> Walker<'v, 'a> {
             );
         }
         let f = &view.sb.f;
-        let mut special_inodes = vec![(special::BAD_BLOCKS.0, "<bad blocks inode>")];
+        match view.bad_blocks_map() {
+            Ok(map) => self.claim_map(special::BAD_BLOCKS.0, "<bad blocks inode>", &map),
+            Err(e) => self.error(special::BAD_BLOCKS.0, "<bad blocks inode>", e),
+        }
+        let mut special_inodes = Vec::new();
         if view.has_compat(Compat::HAS_JOURNAL) && f.journal_inum != 0 {
             special_inodes.push((f.journal_inum, "<journal>"));
         }
