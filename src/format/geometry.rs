@@ -9,7 +9,9 @@
 //!   groups named in `s_backup_bgs`.
 //! - A group with a superblock copy has, right after it, the GDT (all
 //!   descriptor blocks, or under meta_bg only the first `s_first_meta_bg`
-//!   of them) and then `s_reserved_gdt_blocks` reserved blocks.
+//!   of them) and then `s_reserved_gdt_blocks` reserved blocks (none under
+//!   meta_bg, as e2fsprogs' `ext2fs_super_and_bgd_loc2` counts them, even
+//!   if a damaged superblock also says resize_inode).
 //! - Under meta_bg, the descriptor block of meta group m (the groups whose
 //!   descriptors share one block) is stored in the first, second and last
 //!   group of that meta group, after the superblock copy if there is one.
@@ -79,7 +81,9 @@ impl Geometry {
             desc_size,
             descs_per_block,
             gdt_blocks: groups_count.div_ceil(descs_per_block),
-            reserved_gdt_blocks: if feat.compat.contains(Compat::RESIZE_INODE) {
+            reserved_gdt_blocks: if feat.compat.contains(Compat::RESIZE_INODE)
+                && !feat.incompat.contains(Incompat::META_BG)
+            {
                 u32::from(sb.f.reserved_gdt_blocks)
             } else {
                 0
@@ -201,6 +205,44 @@ impl Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::superblock::SuperblockFields;
+
+    /// A 4 KiB-block superblock of 15 groups of 256 blocks (the geometry of
+    /// e2fsprogs' f_resize_inode_meta_bg image).
+    fn small_sb(compat: Compat, incompat: Incompat) -> Superblock {
+        let mut f = SuperblockFields::read_fields(&[0u8; 1024]);
+        f.log_block_size = 2;
+        f.log_cluster_size = 2;
+        f.blocks_count_lo = 3840;
+        f.blocks_per_group = 256;
+        f.clusters_per_group = 256;
+        f.inodes_per_group = 64;
+        f.inodes_count = 960;
+        f.rev_level = 1;
+        f.inode_size = 256;
+        f.first_ino = 11;
+        f.desc_size = 64;
+        f.reserved_gdt_blocks = 239;
+        f.feature_compat = compat.bits();
+        f.feature_incompat = (incompat | Incompat::BIT64).bits();
+        f.feature_ro_compat = RoCompat::SPARSE_SUPER.bits();
+        Superblock { f }
+    }
+
+    #[test]
+    fn meta_bg_ignores_reserved_gdt_blocks_as_e2fsprogs_does() {
+        // dumpe2fs of f_resize_inode_meta_bg: "Primary superblock at 0,
+        // Group descriptor at 1, Block bitmap at 2" although the superblock
+        // says resize_inode with 239 reserved GDT blocks.
+        let geo = Geometry::new(&small_sb(Compat::RESIZE_INODE, Incompat::META_BG));
+        assert_eq!(geo.reserved_gdt_blocks, 0);
+        assert_eq!(geo.base_meta_blocks(0), 2);
+        assert_eq!(geo.gdt_block_location(0), 1);
+        // Without meta_bg the reserved blocks follow the GDT.
+        let geo = Geometry::new(&small_sb(Compat::RESIZE_INODE, Incompat::empty()));
+        assert_eq!(geo.reserved_gdt_blocks, 239);
+        assert_eq!(geo.base_meta_blocks(0), 1 + 1 + 239);
+    }
 
     #[test]
     fn powers_are_recognised() {

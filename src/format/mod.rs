@@ -17,6 +17,7 @@ pub mod geometry;
 pub mod group_desc;
 pub mod htree;
 pub mod ids;
+pub mod image;
 pub mod indirect;
 pub mod inode;
 pub mod jbd2;
