@@ -294,7 +294,7 @@ pub fn write_back_dir(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
         indexed = true;
     }
     let nblocks = (data.len() / bs) as u32;
-    let goal = vol.geo.group_first_block(vol.geo.inode_location(st.ino).0);
+    let goal = vol.inode_group_start(st.ino);
     let map = st
         .map
         .as_mut()

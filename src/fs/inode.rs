@@ -177,10 +177,11 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
         vol.free_blocks(b, 1)?;
     }
     let bs = vol.block_size();
-    let goal = map.runs.values().next().map_or(
-        vol.geo.group_first_block(vol.geo.inode_location(st.ino).0),
-        |r| r.phys,
-    );
+    let goal = map
+        .runs
+        .values()
+        .next()
+        .map_or(vol.inode_group_start(st.ino), |r| r.phys);
     let seed = vol
         .csum_seed
         .map(|s| inode_seed(s, InodeNo(st.ino), st.inode.generation));

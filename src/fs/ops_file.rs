@@ -141,10 +141,7 @@ impl State {
         }
         let first_blk = (off / bs) as u32;
         let last_blk = ((end - 1) / bs) as u32;
-        let default_goal = self
-            .vol
-            .geo
-            .group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self.vol.inode_group_start(ino);
         let mut l = first_blk;
         while l <= last_blk {
             let want = last_blk - l + 1;
@@ -347,10 +344,7 @@ impl State {
         // Allocate unwritten blocks for every hole in the range.
         let first = (off / bs) as u32;
         let last = ((end - 1) / bs) as u32;
-        let default_goal = self
-            .vol
-            .geo
-            .group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self.vol.inode_group_start(ino);
         let mut l = first;
         while l <= last {
             let (phys, _, n) = self.inodes[&ino]

@@ -390,6 +390,12 @@ impl Volume {
         Ok(())
     }
 
+    /// First block of the group inode `ino` belongs to (the allocation goal
+    /// of a file with no blocks yet).
+    pub fn inode_group_start(&self, ino: u32) -> u64 {
+        self.geo.group_first_block(self.geo.inode_location(ino).0)
+    }
+
     /// Byte location of inode `ino` in the image: (block, offset in block).
     pub fn inode_location(&self, ino: u32) -> FsResult<(u64, usize)> {
         if ino == 0 || ino > self.sb.f.inodes_count {

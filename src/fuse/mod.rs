@@ -84,15 +84,7 @@ fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 fn kind(mode: u16) -> FileType {
-    match ExtFileType::from_mode(mode) {
-        ExtFileType::Directory => FileType::Directory,
-        ExtFileType::Symlink => FileType::Symlink,
-        ExtFileType::CharDev => FileType::CharDevice,
-        ExtFileType::BlockDev => FileType::BlockDevice,
-        ExtFileType::Fifo => FileType::NamedPipe,
-        ExtFileType::Socket => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
+    dirent_kind(ExtFileType::from_mode(mode))
 }
 
 fn dirent_kind(ft: ExtFileType) -> FileType {
