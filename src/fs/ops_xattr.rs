@@ -110,7 +110,9 @@ impl State {
             value.to_vec()
         };
         let new = Xattr::from_full_name(name, stored).ok_or_else(FsError::opnotsupp)?;
-        if new.name.is_empty() || new.name.len() > 255 {
+        // ext4 stores the two POSIX ACLs under their own index with an
+        // empty name; any other empty name ("user.") is invalid.
+        if (new.name.is_empty() && !is_acl_name(name)) || new.name.len() > 255 {
             return Err(if new.name.is_empty() {
                 FsError::inval()
             } else {
