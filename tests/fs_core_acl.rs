@@ -57,3 +57,20 @@ fn posix_acls_round_trip() {
         assert!(out.stdout.contains("user:1234:r--"), "{out}");
     }
 }
+
+/// A value larger than a block fails with ENOSPC, as on ext4 without
+/// ea_inode (not E2BIG, which the VFS reserves for values over 64 KiB).
+#[test]
+fn xattr_larger_than_a_block_is_enospc() {
+    let dir = TempDir::new("xattr-big");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(1024), "");
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let f = fs.create(ROOT, b"file", 0o100644, 0, Caller::ROOT).unwrap();
+    let err = fs
+        .setxattr(f.ino, b"user.huge", &vec![1u8; 2048], 0)
+        .unwrap_err();
+    assert_eq!(err.errno, libc::ENOSPC);
+    fs.unmount().unwrap();
+    assert_e2fsck_clean(&img);
+}

@@ -120,8 +120,10 @@ impl State {
             });
         }
         let bs = self.vol.block_size();
+        // Like ext4 without ea_inode: a value that cannot fit in one
+        // block is out of space (E2BIG is the VFS's, for > 64 KiB).
         if new.value.len() > bs {
-            return Err(FsError::e2big());
+            return Err(FsError::nospc());
         }
         let isize = self.vol.geo.inode_size as usize;
         let extra = usize::from(self.get(ino)?.inode.extra_isize);
