@@ -240,6 +240,17 @@ fn w_open_flags(s: &mut Side) {
         libc::ENAMETOOLONG,
         "256-byte name",
     );
+    expect_errno(
+        fs::metadata(s.p(&"n".repeat(256))),
+        libc::ENAMETOOLONG,
+        "stat of a 256-byte name",
+    );
+    symlink("m".repeat(300), s.p("to_long_name")).unwrap();
+    expect_errno(
+        fs::metadata(s.p("to_long_name")),
+        libc::ENAMETOOLONG,
+        "stat through a symlink to a 300-byte name",
+    );
     // Mode 0 file: root may still open it.
     let z = sys::open(&s.p("zero"), O_CREAT | O_RDWR, 0).unwrap();
     z.write_all_at(b"root can", 0).unwrap();

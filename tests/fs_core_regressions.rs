@@ -1,7 +1,5 @@
-//! POSIX ACLs through the file-system core: `system.posix_acl_access` and
-//! `system.posix_acl_default` are stored under ext4's ACL indexes (with an
-//! empty name) and read back in the VFS format; e2fsck and the kernel
-//! agree.
+//! Regression tests of the file-system core, driven directly, for bugs
+//! the end-to-end daemon tests found (each test names its behaviour).
 
 mod common;
 
@@ -73,4 +71,21 @@ fn xattr_larger_than_a_block_is_enospc() {
     assert_eq!(err.errno, libc::ENOSPC);
     fs.unmount().unwrap();
     assert_e2fsck_clean(&img);
+}
+
+/// Looking up a name longer than 255 bytes is ENAMETOOLONG (as ext4 and
+/// the kernel's VFS report it when a symlink leads there), not ENOENT.
+#[test]
+fn lookup_of_an_overlong_name_is_enametoolong() {
+    let dir = TempDir::new("longname");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(1024), "");
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let err = fs.lookup(ROOT, &[b'x'; 256]).unwrap_err();
+    assert_eq!(err.errno, libc::ENAMETOOLONG);
+    assert_eq!(
+        fs.lookup(ROOT, &[b'x'; 255]).unwrap_err().errno,
+        libc::ENOENT
+    );
+    fs.unmount().unwrap();
 }
