@@ -379,11 +379,7 @@ fn gen_op(rng: &mut Rng, m: &Model, extents: bool) -> Op {
 /// Update the model after an operation that succeeded on both sides.
 fn update(m: &mut Model, op: &Op) {
     match op {
-        Op::Create(f, _, _) => {
-            if m.kind_of(f).is_none() {
-                m.files.push(f.clone());
-            }
-        }
+        Op::Create(f, _, _) if m.kind_of(f).is_none() => m.files.push(f.clone()),
         Op::Rename(a, b) => {
             if a == b {
                 return;
