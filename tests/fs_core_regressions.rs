@@ -89,3 +89,68 @@ fn lookup_of_an_overlong_name_is_enametoolong() {
     );
     fs.unmount().unwrap();
 }
+
+/// The VFS xattr form of an ACL: `(tag, perm, id)` entries.
+fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+const NO_ID: u32 = u32::MAX;
+
+/// ext4 keeps mode and access ACL in step: setting an ACL sets the
+/// permission bits (group bits from the mask), an ACL equal to the mode
+/// is not stored, and chmod rewrites the ACL's owner/mask/other entries.
+/// (`cp -a` relies on the first two: it creates files 0600 and sets the
+/// final permissions by setting an ACL.)
+#[test]
+fn access_acl_and_mode_stay_in_step() {
+    use fext::fs::ops_attr::SetAttr;
+    let dir = TempDir::new("acl-mode");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    {
+        let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+        let f = fs.create(ROOT, b"file", 0o100644, 0, Caller::ROOT).unwrap();
+        let name = b"system.posix_acl_access";
+        // u::rw- u:1234:rw- g::r-- m::rw- o::r--  ->  mode 0664, stored.
+        let full = acl(&[
+            (0x01, 6, NO_ID),
+            (0x02, 6, 1234),
+            (0x04, 4, NO_ID),
+            (0x10, 6, NO_ID),
+            (0x20, 4, NO_ID),
+        ]);
+        fs.setxattr(f.ino, name, &full, 0).unwrap();
+        assert_eq!(fs.getattr(f.ino).unwrap().mode & 0o7777, 0o664);
+        assert_eq!(fs.getxattr(f.ino, name).unwrap(), full);
+        // chmod 0600: owner rw-, mask ---, other ---; named entry kept.
+        let ch = SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        };
+        fs.setattr(f.ino, &ch).unwrap();
+        assert_eq!(
+            fs.getxattr(f.ino, name).unwrap(),
+            acl(&[
+                (0x01, 6, NO_ID),
+                (0x02, 6, 1234),
+                (0x04, 4, NO_ID),
+                (0x10, 0, NO_ID),
+                (0x20, 0, NO_ID),
+            ])
+        );
+        // An ACL equal to a mode: the mode changes, nothing is stored.
+        let plain = acl(&[(0x01, 7, NO_ID), (0x04, 4, NO_ID), (0x20, 0, NO_ID)]);
+        fs.setxattr(f.ino, name, &plain, 0).unwrap();
+        assert_eq!(fs.getattr(f.ino).unwrap().mode & 0o7777, 0o740);
+        assert_eq!(fs.getxattr(f.ino, name).unwrap_err().errno, libc::ENODATA);
+        fs.unmount().unwrap();
+    }
+    assert_e2fsck_clean(&img);
+}
