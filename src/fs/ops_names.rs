@@ -44,6 +44,11 @@ impl State {
     /// Looks `name` up in directory `parent`.
     pub fn lookup_ino(&mut self, parent: u32, name: &[u8]) -> FsResult<u32> {
         self.ensure_dir(parent)?;
+        // Like ext4_lookup: a name no entry can have is ENAMETOOLONG,
+        // not ENOENT (the VFS leaves this check to the file system).
+        if name.len() > 255 {
+            return Err(FsError::nametoolong());
+        }
         let st = self.inodes.get(&parent).expect("loaded");
         let dir = st.dir.as_ref().expect("loaded");
         match name {
