@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::alloc::Allocator;
+use super::format::Progress;
 use super::layout::{place_group_metadata, GroupMeta};
 use super::plan::Plan;
 use super::target::Target;
@@ -36,9 +37,15 @@ pub struct Builder {
 
 impl Builder {
     /// Places the group metadata and returns a builder ready for inodes.
-    pub fn new(plan: Plan, target: Target, now: i64) -> Result<Self, String> {
+    /// Group placement reports its progress (groups placed) to `progress`.
+    pub fn new(
+        plan: Plan,
+        target: Target,
+        now: i64,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, String> {
         let mut alloc = Allocator::new(&plan.geo);
-        let metas = place_group_metadata(&plan.geo, plan.flex_size, &mut alloc)?;
+        let metas = place_group_metadata(&plan.geo, plan.flex_size, &mut alloc, progress)?;
         Ok(Builder {
             plan,
             alloc,
@@ -78,10 +85,13 @@ impl Builder {
         self.target.zero_range(block * bs, count * bs)
     }
 
-    /// Records the current allocation as fixed overhead (call once the
-    /// group metadata and journal are placed).
-    pub fn note_overhead(&mut self) {
-        self.overhead_blocks = self.plan.sb.blocks_count() - self.alloc.free_blocks_total();
+    /// Records the fixed overhead (s_overhead_clusters): the blocks in use
+    /// now plus `journal_blocks`. Call it once the group metadata is placed
+    /// and before the journal is made: like mke2fs, the overhead counts the
+    /// journal's data blocks but not its extent tree or indirect blocks.
+    pub fn note_overhead(&mut self, journal_blocks: u64) {
+        self.overhead_blocks =
+            self.plan.sb.blocks_count() - self.alloc.free_blocks_total() + journal_blocks;
     }
 
     /// Stores an inode. `tail` is written after the extra fields (the
@@ -119,13 +129,19 @@ impl Builder {
         i
     }
 
-    /// Writes everything that is still in memory and syncs the target.
-    pub fn finish(mut self) -> Result<Superblock, String> {
-        self.write_inode_tables()?;
-        let descs = self.write_bitmaps_and_descs()?;
+    /// Writes everything that is still in memory and syncs the target,
+    /// as two progress steps (inode tables; bitmaps, descriptors and
+    /// superblocks), each counting block groups.
+    pub fn finish(mut self, progress: &mut dyn Progress) -> Result<Superblock, String> {
+        progress.step("Writing inode tables");
+        self.write_inode_tables(progress)?;
+        progress.done();
+        progress.step("Writing superblocks and filesystem accounting information");
+        let descs = self.write_bitmaps_and_descs(progress)?;
         let sb = self.finish_superblock();
         self.write_gdt_and_superblocks(&sb, &descs)?;
         self.target.sync()?;
+        progress.done();
         Ok(sb)
     }
 
@@ -133,7 +149,7 @@ impl Builder {
         self.plan.features.has_group_csum()
     }
 
-    fn write_inode_tables(&mut self) -> Result<(), String> {
+    fn write_inode_tables(&mut self, progress: &mut dyn Progress) -> Result<(), String> {
         let geo = self.plan.geo.clone();
         let isize = self.inode_size();
         let bs = geo.block_size as usize;
@@ -160,6 +176,7 @@ impl Builder {
         // (the rest of it), and without group checksums every table.
         if !self.target.zeroed {
             for g in 0..geo.groups_count {
+                progress.count(u64::from(g), u64::from(geo.groups_count));
                 let used = self.alloc.groups[g as usize].inode_bitmap.is_some();
                 if used || !self.group_has_csum() {
                     let table = self.metas[g as usize].inode_table;
@@ -171,10 +188,14 @@ impl Builder {
                 }
             }
         }
+        progress.count(u64::from(geo.groups_count), u64::from(geo.groups_count));
         Ok(())
     }
 
-    fn write_bitmaps_and_descs(&mut self) -> Result<Vec<GroupDesc>, String> {
+    fn write_bitmaps_and_descs(
+        &mut self,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<GroupDesc>, String> {
         let geo = self.plan.geo.clone();
         let seed = self.plan.sb.csum_seed();
         let csum = self.plan.features.has_metadata_csum();
@@ -184,6 +205,7 @@ impl Builder {
         let last = geo.groups_count - 1;
         let mut descs = Vec::with_capacity(geo.groups_count as usize);
         for g in 0..geo.groups_count {
+            progress.count(u64::from(g), u64::from(geo.groups_count));
             let meta = self.metas[g as usize];
             let ga = self.alloc.groups[g as usize].clone();
             let mut d = GroupDesc {
@@ -236,6 +258,7 @@ impl Builder {
             }
             descs.push(d);
         }
+        progress.count(u64::from(geo.groups_count), u64::from(geo.groups_count));
         Ok(descs)
     }
 

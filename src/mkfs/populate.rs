@@ -226,7 +226,8 @@ impl Populator {
             return Ok((ino, file_type));
         }
         if ft.is_file() {
-            copy_file_data(b, ino, &mut inode, path, meta.len())?;
+            copy_file_data(b, ino, &mut inode, path, meta.len())
+                .map_err(|e| format!("cannot copy {shown}: {e}"))?;
         } else if ft.is_symlink() {
             let target =
                 fs::read_link(path).map_err(|e| format!("cannot read link {shown}: {e}"))?;
@@ -419,12 +420,10 @@ fn copy_file_data(
     path: &Path,
     len: u64,
 ) -> Result<(), String> {
-    let shown = path.display();
     let bs = u64::from(b.block_size());
     inode.size = len;
-    let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let segments =
-        data_segments(&file, len).map_err(|e| format!("cannot map holes of {shown}: {e}"))?;
+    let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let segments = data_segments(&file, len).map_err(|e| format!("cannot map its holes: {e}"))?;
     let goal = Some(
         b.plan
             .geo
@@ -446,7 +445,7 @@ fn copy_file_data(
         if first_blk >= last_blk {
             continue;
         }
-        let logical = u32::try_from(first_blk).map_err(|_| format!("{shown}: file too large"))?;
+        let logical = u32::try_from(first_blk).map_err(|_| "file too large".to_string())?;
         let prev_end = runs.last().map(|r| r.phys + u64::from(r.len));
         let new_runs = alloc_runs(b, prev_end.or(goal), logical, last_blk - first_blk)?;
         for r in &new_runs {
@@ -455,8 +454,8 @@ fn copy_file_data(
             let mut phys_byte = r.phys * bs;
             while off < run_end {
                 let n = ((run_end - off) as usize).min(buf.len());
-                let got = read_full(&file, &mut buf[..n], off)
-                    .map_err(|e| format!("cannot read {shown}: {e}"))?;
+                let got =
+                    read_full(&file, &mut buf[..n], off).map_err(|e| format!("read error: {e}"))?;
                 // Zero-fill the tail of the last block.
                 let padded = got.div_ceil(bs as usize) * bs as usize;
                 buf[got..padded].fill(0);

@@ -102,10 +102,9 @@ pub fn make_resize_inode(b: &mut Builder) -> Result<(), String> {
     inode.links_count = 1;
     let size_blocks = u64::from(apb) * u64::from(apb) + u64::from(apb) + 12;
     inode.size = size_blocks * u64::from(bs);
-    if rsv == 0 {
-        b.put_inode(RESIZE_INO, &inode, None)?;
-        return Ok(());
-    }
+    // The double-indirect block is allocated even when no GDT blocks are
+    // reserved (e2fsck accepts both), as mke2fs does, so the free block
+    // counts of the two tools agree.
     let sb_block = geo.first_data_block;
     let goal = sb_block
         + u64::from(geo.gdt_blocks)
