@@ -30,12 +30,12 @@ fn workload(fs: &Fs, extents: bool) {
     let c = Caller::ROOT;
     let d = fs.create(ROOT, b"dir", S_IFDIR | 0o755, 0, c).unwrap();
     let f = fs.create(d.ino, b"file", S_IFREG | 0o644, 0, c).unwrap();
-    fs.open(f.ino).unwrap();
+    fs.open(f.ino, true).unwrap();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     fs.write(f.ino, 0, &data).unwrap();
     fs.write(f.ino, 5_000_000, b"tail").unwrap();
     assert_eq!(fs.read(f.ino, 0, 300_000).unwrap(), data);
-    fs.release(f.ino).unwrap();
+    fs.release(f.ino, true).unwrap();
     for i in 0..600 {
         let name = format!("entry-with-a-longish-name-{i:05}");
         fs.create(d.ino, name.as_bytes(), S_IFREG | 0o600, 0, c)
@@ -200,7 +200,7 @@ fn orphans_survive_a_crash_and_are_released_at_mount() {
         let f = fs
             .create(ROOT, b"doomed", S_IFREG | 0o644, 0, Caller::ROOT)
             .unwrap();
-        fs.open(f.ino).unwrap();
+        fs.open(f.ino, true).unwrap();
         fs.write(f.ino, 0, &vec![1u8; 100_000]).unwrap();
         fs.forget(f.ino, 1);
         fs.unlink(ROOT, b"doomed").unwrap();

@@ -41,6 +41,8 @@ pub struct InodeState {
     pub nlookup: u64,
     /// Open file handles.
     pub open_count: u32,
+    /// Open file handles that may write.
+    pub writers: u32,
     /// On the orphan list (unlinked while open, or being truncated).
     pub orphan: bool,
     /// Blocks this inode's write-back may need (counted in the volume's
@@ -97,6 +99,7 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
         xattrs_dirty: false,
         nlookup: 0,
         open_count: 0,
+        writers: 0,
         orphan: false,
         meta_estimate: 0,
     })

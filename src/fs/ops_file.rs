@@ -480,15 +480,24 @@ fn block_span(lb: u32, off: u64, end: u64, bs: u64) -> (usize, usize) {
 }
 
 impl Fs {
-    pub fn open(&self, ino: u32) -> FsResult<()> {
+    /// An open of `ino`; `writable` when it may write (the kernel may then
+    /// hold written data the daemon has not seen yet, see `lseek`).
+    pub fn open(&self, ino: u32, writable: bool) -> FsResult<()> {
         let mut st = self.lock();
-        st.get(ino)?.open_count += 1;
+        let s = st.get(ino)?;
+        s.open_count += 1;
+        if writable {
+            s.writers += 1;
+        }
         Ok(())
     }
 
-    pub fn release(&self, ino: u32) -> FsResult<()> {
+    pub fn release(&self, ino: u32, writable: bool) -> FsResult<()> {
         let mut st = self.lock();
         if let Some(s) = st.inodes.get_mut(&ino) {
+            if writable {
+                s.writers = s.writers.saturating_sub(1);
+            }
             s.open_count = s.open_count.saturating_sub(1);
             if s.open_count == 0 {
                 st.maybe_release(ino)?;
@@ -539,8 +548,27 @@ impl Fs {
         st.sync_if_requested()
     }
 
-    pub fn lseek(&self, ino: u32, off: u64, whence: u32) -> FsResult<u64> {
-        self.lock().seek_data_hole(ino, off, whence)
+    /// SEEK_DATA/SEEK_HOLE. `kernel_may_cache_writes`: with FUSE's
+    /// writeback cache, data written through an fd still open for writing
+    /// may sit in the kernel's page cache, unseen here; such a file is then
+    /// answered as all data (never calling data a hole).
+    pub fn lseek(
+        &self,
+        ino: u32,
+        off: u64,
+        whence: u32,
+        kernel_may_cache_writes: bool,
+    ) -> FsResult<u64> {
+        let mut st = self.lock();
+        let s = st.get(ino)?;
+        if kernel_may_cache_writes && s.writers > 0 {
+            let size = s.inode.size;
+            if off >= size {
+                return Err(FsError::nxio());
+            }
+            return Ok(if whence == SEEK_DATA { off } else { size });
+        }
+        st.seek_data_hole(ino, off, whence)
     }
 
     /// copy_file_range: a read and a write inside the daemon.

@@ -158,6 +158,12 @@ impl State {
         }
         inode.generation = self.next_generation();
         inode.links_count = if is_dir { 2 } else { 1 };
+        if is_dir {
+            // The block "." and ".." will be written to (at write-back).
+            let bs = self.vol.geo.block_size;
+            inode.size = u64::from(bs);
+            inode.set_blocks_512(u64::from(bs / 512), bs);
+        }
         let ftype = mode & S_IFMT;
         let mapped = matches!(ftype, S_IFREG | S_IFDIR | S_IFLNK);
         let mut map = None;
@@ -187,6 +193,7 @@ impl State {
             xattrs_dirty: false,
             nlookup: 0,
             open_count: 0,
+            writers: 0,
             orphan: false,
             meta_estimate: 0,
         };

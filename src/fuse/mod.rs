@@ -51,6 +51,18 @@ fn to_fuse(ino: u32) -> INodeNo {
     }
 }
 
+/// File handles say only whether the open may write.
+const WRITER_HANDLE: FileHandle = FileHandle(1);
+const READER_HANDLE: FileHandle = FileHandle(0);
+
+fn handle(writable: bool) -> FileHandle {
+    if writable {
+        WRITER_HANDLE
+    } else {
+        READER_HANDLE
+    }
+}
+
 fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno)
 }
@@ -350,9 +362,10 @@ impl Filesystem for FuseFs {
         );
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(to_ext(ino)) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        match self.fs.open(to_ext(ino), writable) {
+            Ok(()) => reply.opened(handle(writable), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -412,13 +425,13 @@ impl Filesystem for FuseFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty(self.fs.release(to_ext(ino)), reply);
+        empty(self.fs.release(to_ext(ino), fh == WRITER_HANDLE), reply);
     }
 
     fn fsync(
@@ -591,12 +604,12 @@ impl Filesystem for FuseFs {
             .fs
             .create(to_ext(parent), name_bytes(name), mode, 0, caller(req))
         {
-            Ok(a) => match self.fs.open(a.ino) {
+            Ok(a) => match self.fs.open(a.ino, true) {
                 Ok(()) => reply.created(
                     &self.ttl,
                     &file_attr(&a),
                     Generation(u64::from(a.generation)),
-                    FileHandle(0),
+                    WRITER_HANDLE,
                     FopenFlags::FOPEN_KEEP_CACHE,
                 ),
                 Err(e) => reply.error(errno(&e)),
@@ -636,7 +649,10 @@ impl Filesystem for FuseFs {
         };
         match whence {
             libc::SEEK_DATA | libc::SEEK_HOLE => {
-                match self.fs.lseek(to_ext(ino), off, whence as u32) {
+                match self
+                    .fs
+                    .lseek(to_ext(ino), off, whence as u32, self.writeback_cache)
+                {
                     Ok(o) => reply.offset(o as i64),
                     Err(e) => reply.error(errno(&e)),
                 }
