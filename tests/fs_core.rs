@@ -318,3 +318,36 @@ fn fsync_of_one_file_survives_a_crash() {
     drop(fs);
     assert_e2fsck_clean(&img);
 }
+
+/// Creates in one big directory do not slow down as it grows (no per-create
+/// work proportional to the directory's size). Reported, not timed: the
+/// assertion is on the directory's content; the timings are printed.
+#[test]
+fn many_creates_in_one_directory() {
+    let dir = TempDir::new("many");
+    let img = dir.join("img");
+    make_image(&img, 256 << 20, FsType::Ext4, "", Some(4096));
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let d = fs
+        .create(ROOT, b"d", S_IFDIR | 0o755, 0, Caller::ROOT)
+        .unwrap();
+    let mut laps = Vec::new();
+    let mut t = std::time::Instant::now();
+    for i in 0..30_000 {
+        let name = format!("file-{i:06}");
+        let a = fs
+            .create(d.ino, name.as_bytes(), S_IFREG | 0o644, 0, Caller::ROOT)
+            .unwrap();
+        fs.forget(a.ino, 1);
+        if i % 10_000 == 9_999 {
+            laps.push(t.elapsed());
+            t = std::time::Instant::now();
+        }
+    }
+    eprintln!("seconds per 10,000 creates: {laps:?}");
+    fs.unmount().unwrap();
+    drop(fs);
+    assert_e2fsck_clean(&img);
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    assert_eq!(fs.readdir(d.ino, 0, usize::MAX).unwrap().len(), 30_002);
+}
