@@ -32,9 +32,14 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(540);
 /// Time limit of one `umount`.
 const UMOUNT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `fext` daemon binary of this package.
+/// The `fext` daemon binary: Cargo's own path in the root package's tests,
+/// the workspace target directory elsewhere (the mkfs and fsck crates
+/// include this module too).
 pub fn fext_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_fext"))
+    match option_env!("CARGO_BIN_EXE_fext") {
+        Some(p) => PathBuf::from(p),
+        None => super::workspace_bin("fext"),
+    }
 }
 
 /// The fstype and source of the mount at `path` in /proc/self/mountinfo.
