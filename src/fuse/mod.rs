@@ -95,6 +95,23 @@ fn timestamp(t: SystemTime) -> Timestamp {
     }
 }
 
+/// A time the kernel sent (setattr). fuser 0.18 turns the kernel's
+/// (seconds < 0, nanoseconds) pair into `EPOCH - (|seconds| + nanoseconds)`
+/// instead of `EPOCH - |seconds| + nanoseconds` (its time.rs says "TODO");
+/// this undoes that so times before 1970 arrive exactly.
+fn timestamp_from_kernel(t: SystemTime) -> Timestamp {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(_) => timestamp(t),
+        Err(e) => {
+            let d = e.duration();
+            Timestamp::new(
+                -i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            )
+        }
+    }
+}
+
 fn kind(mode: u16) -> FileType {
     dirent_kind(ExtFileType::from_mode(mode))
 }
@@ -241,7 +258,7 @@ impl Filesystem for FuseFs {
         let conv = |t: Option<TimeOrNow>| {
             t.map(|t| match t {
                 TimeOrNow::Now => SetTime::Now,
-                TimeOrNow::SpecificTime(s) => SetTime::At(timestamp(s)),
+                TimeOrNow::SpecificTime(s) => SetTime::At(timestamp_from_kernel(s)),
             })
         };
         let ch = SetAttr {
@@ -251,7 +268,7 @@ impl Filesystem for FuseFs {
             size,
             atime: conv(atime),
             mtime: conv(mtime),
-            ctime: ctime.map(timestamp),
+            ctime: ctime.map(timestamp_from_kernel),
         };
         match self.fs.setattr(to_ext(ino), &ch) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
@@ -692,5 +709,23 @@ fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_the_epoch_convert_both_ways() {
+        for (sec, nsec) in [
+            (-31_536_001i64, 300_000_000u32),
+            (-1, 999_999_999),
+            (-5, 0),
+            (7, 5),
+        ] {
+            let t = Timestamp::new(sec, nsec);
+            assert_eq!(timestamp(system_time(t)), t, "{sec}.{nsec}");
+        }
     }
 }
