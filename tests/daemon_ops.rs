@@ -1881,3 +1881,41 @@ fn statfs_matches_dumpe2fs() {
         assert_e2fsck_clean(&img);
     }
 }
+
+// ---------------------------------------------------------------- link limit
+
+/// ext4 allows 65000 links to a file; the next link is EMLINK. The
+/// directory holding them becomes an indexed one; e2fsck checks it all.
+#[test]
+fn link_limit_is_emlink() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("emlink");
+    let img = dir.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, "");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/f"), b"many names").unwrap();
+    for i in 1..65_000 {
+        fs::hard_link(m.join("d/f"), m.join(format!("d/l{i}")))
+            .unwrap_or_else(|e| panic!("link number {}: {e}", i + 1));
+    }
+    assert_eq!(meta(&m.join("d/f")).nlink(), 65_000);
+    expect_errno(
+        fs::hard_link(m.join("d/f"), m.join("d/one_too_many")),
+        libc::EMLINK,
+        "link number 65001",
+    );
+    for i in (1..65_000).step_by(2) {
+        fs::remove_file(m.join(format!("d/l{i}"))).unwrap();
+    }
+    assert_eq!(meta(&m.join("d/f")).nlink(), 32_500);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    if require_kernel_mount() {
+        let k = KernelMount::new(&img, false);
+        assert_eq!(meta(&k.path().join("d/f")).nlink(), 32_500);
+        assert_eq!(fs::read_dir(k.path().join("d")).unwrap().count(), 32_500);
+    }
+}
