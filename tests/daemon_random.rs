@@ -1,8 +1,8 @@
 //! Randomized differential test: thousands of random operations (create,
 //! write at random offsets, truncate, mmap write, rename, link, unlink,
 //! symlink, mkdir, rmdir, setxattr/removexattr, fallocate, chmod, fsync,
-//! reads) applied identically to a fext mount and to the kernel's ext4 on
-//! a twin image. Every operation must have the same outcome (success or
+//! reads, dropping the kernel's dentry and inode caches) applied
+//! identically to a fext mount and to the kernel's ext4 on a twin image. Every operation must have the same outcome (success or
 //! the same errno) on both; reads must return the same bytes. At the end
 //! (and every [`CHECK_EVERY`] operations) the trees are compared, then fext
 //! is remounted and compared again, then [`Pair::finish`] runs e2fsck -fn
@@ -147,6 +147,9 @@ enum Op {
     Chmod(PathBuf, u32),
     Fsync(PathBuf),
     Read(PathBuf, u64, usize),
+    /// `echo 2 > /proc/sys/vm/drop_caches`: the kernel forgets cached
+    /// dentries and inodes, so fext evicts and later reloads them.
+    DropCaches,
 }
 
 /// The observable outcome of an operation.
@@ -236,6 +239,11 @@ fn apply(root: &Path, op: &Op) -> Outcome {
         ),
         Op::Chmod(f, mode) => outcome(fs::set_permissions(p(f), fs::Permissions::from_mode(*mode))),
         Op::Fsync(f) => outcome(fs::File::open(p(f)).and_then(|h| h.sync_all())),
+        Op::DropCaches => {
+            // Best effort (needs root; harmless for the other tests).
+            let _ = fs::write("/proc/sys/vm/drop_caches", b"2");
+            Outcome::Ok
+        }
         Op::Read(f, off, len) => {
             let r = fs::File::open(p(f)).and_then(|h| {
                 let mut buf = vec![0u8; *len];
@@ -368,6 +376,7 @@ fn gen_op(rng: &mut Rng, m: &Model, extents: bool) -> Op {
         }
         86..=88 => Op::Chmod(any_path(rng, m), 0o600 + rng.below(0o200) as u32),
         89..=90 => Op::Fsync(file(rng)),
+        91 => Op::DropCaches,
         _ => Op::Read(
             file(rng),
             rng.below(3 << 20),
