@@ -1919,3 +1919,104 @@ fn link_limit_is_emlink() {
         assert_eq!(fs::read_dir(k.path().join("d")).unwrap().count(), 32_500);
     }
 }
+
+// ---------------------------------------------------------------- mount options
+
+/// Mount options and start-up: the default fsname is the image path,
+/// `fsname=` replaces it, `ro` refuses writes and changes no byte of the
+/// image, unknown options and unusable images are refused with a message,
+/// and without `-f` the command returns once the mount is live.
+#[test]
+fn mount_options_and_startup() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("options");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    let canonical = fs::canonicalize(&img).unwrap();
+    // Default fsname.
+    let m = FextMount::new(&img, "");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/f"), b"content").unwrap();
+    let (fstype, source) = mount_entry(m.path()).unwrap();
+    assert!(fstype.starts_with("fuse"), "{fstype}");
+    assert_eq!(Path::new(&source), canonical, "default fsname");
+    m.unmount();
+    // fsname= and tuning options.
+    let m = FextMount::new(
+        &img,
+        "fsname=my-image,threads=3,dirty_background_mb=1,dirty_limit_mb=2,dirty_expire_ms=10,noatime,nodev,nosuid",
+    );
+    assert_eq!(mount_entry(m.path()).unwrap().1, "my-image");
+    m.unmount();
+    // ro: writes fail with EROFS, nothing in the image changes.
+    let before = fs::read(&img).unwrap();
+    let m = FextMount::new(&img, "ro");
+    expect_errno(fs::write(m.join("new"), b"x"), libc::EROFS, "create on ro");
+    expect_errno(
+        OpenOptions::new().write(true).open(m.join("d/f")),
+        libc::EROFS,
+        "open for writing on ro",
+    );
+    expect_errno(fs::remove_file(m.join("d/f")), libc::EROFS, "unlink on ro");
+    expect_errno(
+        xattr::set(&m.join("d/f"), "user.x", b"v"),
+        libc::EROFS,
+        "setxattr on ro",
+    );
+    assert_content(&m.join("d/f"), b"content", "read on ro");
+    Cmd::new("ls").arg("-lR").arg(m.path()).run_ok();
+    m.unmount();
+    assert!(
+        fs::read(&img).unwrap() == before,
+        "a ro mount changed the image"
+    );
+    // Refusals: exit code and a message naming the problem.
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(dir.path())
+        .args(["-f", "-o", "frobnicate"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.code != 0 && out.stderr.contains("frobnicate"), "{out}");
+    let zeros = dir.join("zeros");
+    File::create(&zeros).unwrap().set_len(8 << 20).unwrap();
+    match FextMount::try_mount(&zeros, "") {
+        Ok(_) => panic!("mounted an image of zeroes"),
+        Err((code, log)) => assert!(code != 0 && log.contains("fext:"), "{code}: {log}"),
+    }
+    let missing_dir = dir.join("no/such/dir");
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(&missing_dir)
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.code != 0 && out.stderr.contains("fext:"), "{out}");
+    // Daemon mode: returns once the mount is live; umount ends the daemon,
+    // which then writes everything back and marks the image clean.
+    let mnt = TempDir::new("daemon-mode");
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(mnt.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.success(), "{out}");
+    assert!(is_mountpoint(mnt.path()), "mounted when fext returned");
+    fs::write(mnt.join("from-daemon-mode"), pattern(1 << 20, 3)).unwrap();
+    Cmd::new("umount").arg(mnt.path()).run_ok();
+    let clean = wait_until(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(50),
+        || dumpe2fs_h(&img).get("Filesystem state") == Some("clean"),
+    );
+    assert!(clean, "the daemon did not finish after umount");
+    assert_e2fsck_clean(&img);
+    let m = FextMount::new(&img, "ro");
+    assert_content(
+        &m.join("from-daemon-mode"),
+        &pattern(1 << 20, 3),
+        "daemon mode",
+    );
+    m.unmount();
+}
