@@ -275,3 +275,60 @@ fn enospc_at_unmount_is_an_error_exit_not_a_crash() {
     }
     report_e2fsck(&img, "after a failed final write-back");
 }
+
+/// fsync while other threads keep writing, creating and deleting: every
+/// file whose fsync returned is complete in the image after SIGKILL.
+#[test]
+fn fsync_amid_concurrent_writers_survives_sigkill() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("durable-conc");
+    let img = dir.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, &format!("threads=4,{NO_BACKGROUND}"));
+    fs::create_dir(m.join("noise")).unwrap();
+    fs::create_dir(m.join("kept")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise: Vec<_> = (0..4)
+        .map(|t| {
+            let root = m.path().to_owned();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let p = root.join(format!("noise/t{t}-{}", i % 20));
+                    let _ = fs::write(&p, pattern(((i * 7919) % 300_000) as usize, i));
+                    if i % 3 == 0 {
+                        let _ = fs::remove_file(&p);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut synced = Vec::new();
+    for i in 0..20u64 {
+        let name = format!("kept/f{i}");
+        let data = pattern(50_000 + (i as usize) * 10_000, 100 + i);
+        let mut f = File::create(m.join(&name)).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        synced.push((name, data));
+    }
+    // Kill while the noise is still running.
+    m.kill();
+    stop.store(true, Ordering::Relaxed);
+    for h in noise {
+        let _ = h.join();
+    }
+    for (name, data) in &synced {
+        assert!(
+            debugfs_cat(&img, &format!("/{name}")) == *data,
+            "{name}: fsync'd content missing after SIGKILL"
+        );
+    }
+    report_e2fsck(&img, "after SIGKILL amid writers");
+}
