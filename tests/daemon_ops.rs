@@ -2020,3 +2020,55 @@ fn mount_options_and_startup() {
     );
     m.unmount();
 }
+
+// ---------------------------------------------------------------- huge directory
+
+/// A directory of 100,000 entries on 1 KiB blocks: its index needs two
+/// levels. Lookups, removal of a third, readdir, then e2fsck and the
+/// kernel's view.
+#[test]
+fn hundred_thousand_entries() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    const N: usize = 100_000;
+    let dir = TempDir::new("huge-dir");
+    let img = dir.join("img");
+    Cmd::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "1024", "-N", "120000"])
+        .arg(&img)
+        .arg("384M")
+        .run_ok();
+    let name = |i: usize| format!("entry-with-a-name-of-some-length-{i:06}");
+    let m = FextMount::new(&img, "");
+    let d = m.join("big");
+    fs::create_dir(&d).unwrap();
+    for i in 0..N {
+        File::create(d.join(name(i))).unwrap_or_else(|e| panic!("create {}: {e}", name(i)));
+    }
+    for i in (0..N).step_by(997) {
+        assert!(meta(&d.join(name(i))).is_file(), "lookup {}", name(i));
+    }
+    expect_errno(fs::metadata(d.join("absent")), libc::ENOENT, "missing name");
+    for i in (0..N).step_by(3) {
+        fs::remove_file(d.join(name(i))).unwrap();
+    }
+    let left = N - N.div_ceil(3);
+    assert_eq!(fs::read_dir(&d).unwrap().count(), left);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    let htree = debugfs_r(&img, "htree /big");
+    assert!(
+        htree.contains("Indirect levels: 1"),
+        "a two-level index:\n{}",
+        &htree[..htree.len().min(2000)]
+    );
+    if require_kernel_mount() {
+        let k = KernelMount::new(&img, false);
+        assert_eq!(fs::read_dir(k.path().join("big")).unwrap().count(), left);
+        for i in (1..N).step_by(1009) {
+            let p = k.path().join("big").join(name(i));
+            assert_eq!(p.exists(), i % 3 != 0, "{}", name(i));
+        }
+    }
+}
