@@ -192,3 +192,143 @@ fn orphan_of_a_killed_daemon_is_released_at_the_next_mount() {
         assert_eq!(after.num("Free inodes"), before.num("Free inodes"));
     }
 }
+
+/// A tmpfs of `size_mb` MiB mounted on a fresh temp dir (unmounted, after
+/// anything mounted from inside it, when the TempDir is dropped).
+fn small_tmpfs(size_mb: u32) -> TempDir {
+    let dir = TempDir::new("small-tmpfs");
+    Cmd::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size={size_mb}m"))
+        .arg("tmpfs")
+        .arg(dir.path())
+        .run_ok();
+    dir
+}
+
+/// The file system holding a sparse image runs out of space during
+/// write-back: fsync reports ENOSPC (never success), the daemon survives
+/// (no SIGBUS), the data stays dirty in its cache, and once space is
+/// freed the next fsync writes it all; the image is then clean and
+/// complete.
+#[test]
+fn enospc_of_the_image_file_is_reported_and_recovered() {
+    if !require_root("FUSE and tmpfs mounts") {
+        return;
+    }
+    let host = small_tmpfs(64);
+    let img = host.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    fs::write(host.join("filler"), vec![0u8; 50 << 20]).unwrap();
+    let data = pattern(30 << 20, 9);
+    {
+        let mut m = FextMount::new(&img, NO_BACKGROUND);
+        let mut f = File::create(m.join("big")).unwrap();
+        f.write_all(&data).unwrap();
+        let first = f.sync_all();
+        assert!(first.is_err(), "fsync succeeded without room for the data");
+        assert!(m.is_alive(), "the daemon died: {}", m.log());
+        // The mount still works.
+        assert!(fs::read_dir(m.path()).unwrap().count() >= 2);
+        fs::remove_file(host.join("filler")).unwrap();
+        let mut ok = false;
+        for _ in 0..3 {
+            if f.sync_all().is_ok() {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "fsync keeps failing after space was freed: {}", m.log());
+        drop(f);
+        assert!(fs::read(m.join("big")).unwrap() == data);
+        m.unmount();
+    }
+    assert_e2fsck_clean(&img);
+    assert_eq!(
+        debugfs_cat(&img, "/big"),
+        data,
+        "data after recovery (debugfs)"
+    );
+}
+
+/// No room for the final write-back at all: the daemon reports it and
+/// exits with an error code after the unmount, not by a signal.
+#[test]
+fn enospc_at_unmount_is_an_error_exit_not_a_crash() {
+    if !require_root("FUSE and tmpfs mounts") {
+        return;
+    }
+    let host = small_tmpfs(24);
+    let img = host.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, NO_BACKGROUND);
+    let mut f = File::create(m.join("big")).unwrap();
+    f.write_all(&pattern(40 << 20, 10)).unwrap();
+    drop(f);
+    let log = m.log();
+    match m.try_unmount() {
+        Ok(code) => assert!(
+            (1..128).contains(&code),
+            "exit code {code} (0 would hide the loss, >= 128 is a crash); log:\n{log}"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+    report_e2fsck(&img, "after a failed final write-back");
+}
+
+/// fsync while other threads keep writing, creating and deleting: every
+/// file whose fsync returned is complete in the image after SIGKILL.
+#[test]
+fn fsync_amid_concurrent_writers_survives_sigkill() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("durable-conc");
+    let img = dir.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, &format!("threads=4,{NO_BACKGROUND}"));
+    fs::create_dir(m.join("noise")).unwrap();
+    fs::create_dir(m.join("kept")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise: Vec<_> = (0..4)
+        .map(|t| {
+            let root = m.path().to_owned();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let p = root.join(format!("noise/t{t}-{}", i % 20));
+                    let _ = fs::write(&p, pattern(((i * 7919) % 300_000) as usize, i));
+                    if i % 3 == 0 {
+                        let _ = fs::remove_file(&p);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut synced = Vec::new();
+    for i in 0..20u64 {
+        let name = format!("kept/f{i}");
+        let data = pattern(50_000 + (i as usize) * 10_000, 100 + i);
+        let mut f = File::create(m.join(&name)).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        synced.push((name, data));
+    }
+    // Kill while the noise is still running.
+    m.kill();
+    stop.store(true, Ordering::Relaxed);
+    for h in noise {
+        let _ = h.join();
+    }
+    for (name, data) in &synced {
+        assert!(
+            debugfs_cat(&img, &format!("/{name}")) == *data,
+            "{name}: fsync'd content missing after SIGKILL"
+        );
+    }
+    report_e2fsck(&img, "after SIGKILL amid writers");
+}

@@ -1881,3 +1881,194 @@ fn statfs_matches_dumpe2fs() {
         assert_e2fsck_clean(&img);
     }
 }
+
+// ---------------------------------------------------------------- link limit
+
+/// ext4 allows 65000 links to a file; the next link is EMLINK. The
+/// directory holding them becomes an indexed one; e2fsck checks it all.
+#[test]
+fn link_limit_is_emlink() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("emlink");
+    let img = dir.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, "");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/f"), b"many names").unwrap();
+    for i in 1..65_000 {
+        fs::hard_link(m.join("d/f"), m.join(format!("d/l{i}")))
+            .unwrap_or_else(|e| panic!("link number {}: {e}", i + 1));
+    }
+    assert_eq!(meta(&m.join("d/f")).nlink(), 65_000);
+    expect_errno(
+        fs::hard_link(m.join("d/f"), m.join("d/one_too_many")),
+        libc::EMLINK,
+        "link number 65001",
+    );
+    for i in (1..65_000).step_by(2) {
+        fs::remove_file(m.join(format!("d/l{i}"))).unwrap();
+    }
+    assert_eq!(meta(&m.join("d/f")).nlink(), 32_500);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    if require_kernel_mount() {
+        let k = KernelMount::new(&img, false);
+        assert_eq!(meta(&k.path().join("d/f")).nlink(), 32_500);
+        assert_eq!(fs::read_dir(k.path().join("d")).unwrap().count(), 32_500);
+    }
+}
+
+// ---------------------------------------------------------------- mount options
+
+/// Mount options and start-up: the default fsname is the image path,
+/// `fsname=` replaces it, `ro` refuses writes and changes no byte of the
+/// image, unknown options and unusable images are refused with a message,
+/// and without `-f` the command returns once the mount is live.
+#[test]
+fn mount_options_and_startup() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("options");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    let canonical = fs::canonicalize(&img).unwrap();
+    // Default fsname.
+    let m = FextMount::new(&img, "");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/f"), b"content").unwrap();
+    let (fstype, source) = mount_entry(m.path()).unwrap();
+    assert!(fstype.starts_with("fuse"), "{fstype}");
+    assert_eq!(Path::new(&source), canonical, "default fsname");
+    m.unmount();
+    // fsname= and tuning options.
+    let m = FextMount::new(
+        &img,
+        "fsname=my-image,threads=3,dirty_background_mb=1,dirty_limit_mb=2,dirty_expire_ms=10,noatime,nodev,nosuid",
+    );
+    assert_eq!(mount_entry(m.path()).unwrap().1, "my-image");
+    m.unmount();
+    // ro: writes fail with EROFS, nothing in the image changes.
+    let before = fs::read(&img).unwrap();
+    let m = FextMount::new(&img, "ro");
+    expect_errno(fs::write(m.join("new"), b"x"), libc::EROFS, "create on ro");
+    expect_errno(
+        OpenOptions::new().write(true).open(m.join("d/f")),
+        libc::EROFS,
+        "open for writing on ro",
+    );
+    expect_errno(fs::remove_file(m.join("d/f")), libc::EROFS, "unlink on ro");
+    expect_errno(
+        xattr::set(&m.join("d/f"), "user.x", b"v"),
+        libc::EROFS,
+        "setxattr on ro",
+    );
+    assert_content(&m.join("d/f"), b"content", "read on ro");
+    Cmd::new("ls").arg("-lR").arg(m.path()).run_ok();
+    m.unmount();
+    assert!(
+        fs::read(&img).unwrap() == before,
+        "a ro mount changed the image"
+    );
+    // Refusals: exit code and a message naming the problem.
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(dir.path())
+        .args(["-f", "-o", "frobnicate"])
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.code != 0 && out.stderr.contains("frobnicate"), "{out}");
+    let zeros = dir.join("zeros");
+    File::create(&zeros).unwrap().set_len(8 << 20).unwrap();
+    match FextMount::try_mount(&zeros, "") {
+        Ok(_) => panic!("mounted an image of zeroes"),
+        Err((code, log)) => assert!(code != 0 && log.contains("fext:"), "{code}: {log}"),
+    }
+    let missing_dir = dir.join("no/such/dir");
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(&missing_dir)
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.code != 0 && out.stderr.contains("fext:"), "{out}");
+    // Daemon mode: returns once the mount is live; umount ends the daemon,
+    // which then writes everything back and marks the image clean.
+    let mnt = TempDir::new("daemon-mode");
+    let out = Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(mnt.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .output();
+    assert!(out.success(), "{out}");
+    assert!(is_mountpoint(mnt.path()), "mounted when fext returned");
+    fs::write(mnt.join("from-daemon-mode"), pattern(1 << 20, 3)).unwrap();
+    Cmd::new("umount").arg(mnt.path()).run_ok();
+    let clean = wait_until(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(50),
+        || dumpe2fs_h(&img).get("Filesystem state") == Some("clean"),
+    );
+    assert!(clean, "the daemon did not finish after umount");
+    assert_e2fsck_clean(&img);
+    let m = FextMount::new(&img, "ro");
+    assert_content(
+        &m.join("from-daemon-mode"),
+        &pattern(1 << 20, 3),
+        "daemon mode",
+    );
+    m.unmount();
+}
+
+// ---------------------------------------------------------------- huge directory
+
+/// A directory of 100,000 entries on 1 KiB blocks: its index needs two
+/// levels. Lookups, removal of a third, readdir, then e2fsck and the
+/// kernel's view.
+#[test]
+fn hundred_thousand_entries() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    const N: usize = 100_000;
+    let dir = TempDir::new("huge-dir");
+    let img = dir.join("img");
+    Cmd::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-b", "1024", "-N", "120000"])
+        .arg(&img)
+        .arg("384M")
+        .run_ok();
+    let name = |i: usize| format!("entry-with-a-name-of-some-length-{i:06}");
+    let m = FextMount::new(&img, "");
+    let d = m.join("big");
+    fs::create_dir(&d).unwrap();
+    for i in 0..N {
+        File::create(d.join(name(i))).unwrap_or_else(|e| panic!("create {}: {e}", name(i)));
+    }
+    for i in (0..N).step_by(997) {
+        assert!(meta(&d.join(name(i))).is_file(), "lookup {}", name(i));
+    }
+    expect_errno(fs::metadata(d.join("absent")), libc::ENOENT, "missing name");
+    for i in (0..N).step_by(3) {
+        fs::remove_file(d.join(name(i))).unwrap();
+    }
+    let left = N - N.div_ceil(3);
+    assert_eq!(fs::read_dir(&d).unwrap().count(), left);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    let htree = debugfs_r(&img, "htree /big");
+    assert!(
+        htree.contains("Indirect levels: 1"),
+        "a two-level index:\n{}",
+        &htree[..htree.len().min(2000)]
+    );
+    if require_kernel_mount() {
+        let k = KernelMount::new(&img, false);
+        assert_eq!(fs::read_dir(k.path().join("big")).unwrap().count(), left);
+        for i in (1..N).step_by(1009) {
+            let p = k.path().join("big").join(name(i));
+            assert_eq!(p.exists(), i % 3 != 0, "{}", name(i));
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! Randomized differential test: thousands of random operations (create,
 //! write at random offsets, truncate, mmap write, rename, link, unlink,
 //! symlink, mkdir, rmdir, setxattr/removexattr, fallocate, chmod, fsync,
-//! reads) applied identically to a fext mount and to the kernel's ext4 on
-//! a twin image. Every operation must have the same outcome (success or
+//! reads, dropping the kernel's dentry and inode caches) applied
+//! identically to a fext mount and to the kernel's ext4 on a twin image. Every operation must have the same outcome (success or
 //! the same errno) on both; reads must return the same bytes. At the end
 //! (and every [`CHECK_EVERY`] operations) the trees are compared, then fext
 //! is remounted and compared again, then [`Pair::finish`] runs e2fsck -fn
@@ -147,6 +147,9 @@ enum Op {
     Chmod(PathBuf, u32),
     Fsync(PathBuf),
     Read(PathBuf, u64, usize),
+    /// `echo 2 > /proc/sys/vm/drop_caches`: the kernel forgets cached
+    /// dentries and inodes, so fext evicts and later reloads them.
+    DropCaches,
 }
 
 /// The observable outcome of an operation.
@@ -236,6 +239,11 @@ fn apply(root: &Path, op: &Op) -> Outcome {
         ),
         Op::Chmod(f, mode) => outcome(fs::set_permissions(p(f), fs::Permissions::from_mode(*mode))),
         Op::Fsync(f) => outcome(fs::File::open(p(f)).and_then(|h| h.sync_all())),
+        Op::DropCaches => {
+            // Best effort (needs root; harmless for the other tests).
+            let _ = fs::write("/proc/sys/vm/drop_caches", b"2");
+            Outcome::Ok
+        }
         Op::Read(f, off, len) => {
             let r = fs::File::open(p(f)).and_then(|h| {
                 let mut buf = vec![0u8; *len];
@@ -262,8 +270,21 @@ fn apply(root: &Path, op: &Op) -> Outcome {
 /// A random path for a new entry: an existing directory plus a name from
 /// a small pool (so names collide and errors happen).
 fn new_path(rng: &mut Rng, m: &Model, prefix: &str) -> PathBuf {
+    if BIG_DIRS.with(|b| b.get()) && rng.chance(80) {
+        // Many long names in the root: an indexed directory that grows
+        // and shrinks.
+        let n = rng.below(600);
+        return PathBuf::from(format!(
+            "{prefix}{n}-a-long-name-so-that-directory-blocks-fill-up-quickly"
+        ));
+    }
     let dir = rng.pick(&m.dirs).cloned().unwrap_or_default();
     dir.join(format!("{prefix}{}", rng.below(12)))
+}
+
+thread_local! {
+    /// Whether this run aims at big (indexed) directories.
+    static BIG_DIRS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Any existing entry, or a path that may not exist.
@@ -368,6 +389,7 @@ fn gen_op(rng: &mut Rng, m: &Model, extents: bool) -> Op {
         }
         86..=88 => Op::Chmod(any_path(rng, m), 0o600 + rng.below(0o200) as u32),
         89..=90 => Op::Fsync(file(rng)),
+        91 => Op::DropCaches,
         _ => Op::Read(
             file(rng),
             rng.below(3 << 20),
@@ -458,9 +480,20 @@ fn seeds(defaults: &[u64]) -> Vec<u64> {
 }
 
 fn run_seed(cfg: PairConfig, seed: u64) {
+    run_seed_with(cfg, seed, false);
+}
+
+fn run_seed_with(cfg: PairConfig, seed: u64, big_dirs: bool) {
+    BIG_DIRS.with(|b| b.set(big_dirs));
     // SAFETY: umask(2) has no preconditions.
     unsafe { libc::umask(0o022) };
-    let label = format!("{} seed {seed:#x} opts {:?}", cfg.label(), cfg.fext_opts);
+    let label = format!(
+        "{} {} seed {seed:#x} opts {:?}{}",
+        cfg.label(),
+        cfg.features,
+        cfg.fext_opts,
+        if big_dirs { " big dirs" } else { "" }
+    );
     let extents = cfg.fs_type == "ext4";
     let Some(mut pair) = Pair::new(cfg) else {
         return;
@@ -575,5 +608,34 @@ fn random_ext2_1k() {
 fn random_ext2_4k_no_writeback_cache() {
     for seed in seeds(&[0xe274_0001]) {
         run_seed(cfg("ext2", 4096, "no_writeback_cache"), seed);
+    }
+}
+
+/// Big indexed directories: most names go to the root, from a pool of
+/// 600 long names, so its htree gains and loses leaves.
+#[test]
+fn random_big_dirs_ext4_1k() {
+    for seed in seeds(&[0xb16d_0001, 0xb16d_0002]) {
+        run_seed_with(cfg("ext4", 1024, ""), seed, true);
+    }
+}
+
+/// Images with other feature sets, made by the system's mke2fs.
+#[test]
+fn random_mke2fs_feature_variants() {
+    let variants: [(&'static str, u32, &'static str); 5] = [
+        ("ext4", 4096, "^flex_bg,^64bit,^metadata_csum"),
+        ("ext4", 1024, "meta_bg,^resize_inode"),
+        ("ext4", 4096, "^dir_index"),
+        ("ext3", 1024, ""),
+        ("ext4", 1024, "^extent,^64bit,^huge_file"),
+    ];
+    for (i, (fs_type, bs, features)) in variants.into_iter().enumerate() {
+        for seed in seeds(&[0xfea7_0000 + i as u64]) {
+            let mut c = cfg(fs_type, bs, "");
+            c.features = features;
+            c.mkfs = common::pair::Mkfs::System;
+            run_seed_with(c, seed, i % 2 == 1);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Concurrency stress: several workers (threads of this process, each
 //! its own task for the kernel) create, write, rename, link, read, list
-//! and delete in shared directories of one fext mount at the same time.
+//! and delete in shared directories of one fext mount at the same time,
+//! while the kernel's dentry and inode caches are dropped now and then.
 //!
 //! Every file's content is a function of its key (the part of its name
 //! before the first `.`), so the survivors can be checked wherever they
@@ -84,6 +85,7 @@ fn ignore_missing(r: std::io::Result<()>) {
 fn worker(root: &Path, id: usize, seed: u64, stop: &AtomicBool) -> BTreeSet<PathBuf> {
     let mut rng = Rng::new(seed ^ (id as u64).wrapping_mul(0x1234_5678_9abc));
     let mut mine: Vec<PathBuf> = Vec::new();
+    let mut mydirs: Vec<PathBuf> = Vec::new();
     let mut serial = 0usize;
     let shared = |rng: &mut Rng| PathBuf::from(format!("shared{}", rng.below(SHARED_DIRS as u64)));
     for _ in 0..OPS_PER_WORKER {
@@ -113,6 +115,9 @@ fn worker(root: &Path, id: usize, seed: u64, stop: &AtomicBool) -> BTreeSet<Path
                     f.sync_all().unwrap();
                 }
                 drop(f);
+                if rng.below(3) == 0 {
+                    xattr::set(&root.join(&tmp), "user.key", key.as_bytes()).unwrap();
+                }
                 let done = dir.join(format!("{key}.done"));
                 fs::rename(root.join(&tmp), root.join(&done)).unwrap();
                 mine.push(done);
@@ -156,6 +161,24 @@ fn worker(root: &Path, id: usize, seed: u64, stop: &AtomicBool) -> BTreeSet<Path
                     for j in 0..3 {
                         mine.push(d.join(format!("w{id}n{serial}x{j}.done")));
                     }
+                    mydirs.push(d);
+                }
+            }
+            // Move one of my directories (with its files) to another
+            // shared directory: renames of directories across parents
+            // race with everybody's work in those parents.
+            78..=81 if !mydirs.is_empty() => {
+                let i = rng.below(mydirs.len() as u64) as usize;
+                let old = mydirs[i].clone();
+                let new = shared(&mut rng).join(old.file_name().unwrap());
+                if new != old {
+                    fs::rename(root.join(&old), root.join(&new)).unwrap();
+                    for p in mine.iter_mut() {
+                        if let Ok(rest) = p.strip_prefix(&old) {
+                            *p = new.join(rest);
+                        }
+                    }
+                    mydirs[i] = new;
                 }
             }
             // List a shared directory and check published files of anyone.
@@ -217,6 +240,14 @@ fn verify_tree(root: &Path, expected: &BTreeSet<PathBuf>, what: &str) {
     for rel in &found {
         let name = rel.file_name().unwrap().to_string_lossy().to_string();
         let data = fs::read(root.join(rel)).unwrap();
+        if let Ok(v) = xattr::get(&root.join(rel), "user.key") {
+            assert_eq!(
+                v,
+                key_of(&name).as_bytes(),
+                "{what}: user.key of {}",
+                rel.display()
+            );
+        }
         assert!(
             data == content_of(key_of(&name)),
             "{what}: {} has wrong content ({} bytes, expected {})",
@@ -259,6 +290,17 @@ fn stress(fs_type: &str, bs: u32, opts: &str, seed: u64) {
                 .unwrap()
         })
         .collect();
+    // Meanwhile the kernel drops its dentry and inode caches now and then,
+    // so fext evicts inodes and reloads them while others work.
+    let dropper = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = fs::write("/proc/sys/vm/drop_caches", b"2");
+                thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })
+    };
     let mut expected = BTreeSet::new();
     let mut failures = Vec::new();
     for (id, h) in handles.into_iter().enumerate() {
@@ -273,6 +315,8 @@ fn stress(fs_type: &str, bs: u32, opts: &str, seed: u64) {
             )),
         }
     }
+    stop.store(true, Ordering::Relaxed);
+    dropper.join().unwrap();
     assert!(failures.is_empty(), "[{label}] {}", failures.join("\n"));
     verify_tree(m.path(), &expected, &format!("[{label}] live mount"));
     m.unmount();

@@ -368,17 +368,17 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
     if st.map.is_some() {
         update_i_blocks(vol, st);
     } else {
-        // The mapping is not loaded: adjust i_blocks by the xattr block
-        // gained or lost.
+        // The mapping is not loaded (device nodes, fast symlinks, or a
+        // file reloaded for its xattrs alone): i_blocks keeps the data
+        // blocks it counts and changes by the xattr block only.
         let bs = vol.geo.block_size;
-        let per = u64::from(bs / 512);
-        let sectors = st.inode.blocks_512(bs);
-        let sectors = match (old != 0, st.inode.file_acl != 0) {
-            (false, true) => sectors + per,
-            (true, false) => sectors.saturating_sub(per),
-            _ => sectors,
-        };
-        st.inode.set_blocks_512(sectors, bs);
+        let per_block = u64::from(bs / 512);
+        let data = st
+            .inode
+            .blocks_512(bs)
+            .saturating_sub(u64::from(old != 0) * per_block);
+        let xattr = u64::from(st.inode.file_acl != 0) * per_block;
+        st.inode.set_blocks_512(data + xattr, bs);
     }
     st.xattrs_dirty = false;
     st.dirty = true;
