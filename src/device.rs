@@ -63,6 +63,25 @@ impl Image {
         Ok(Image { file, map })
     }
 
+    /// Takes an advisory lock on the image file for the life of this
+    /// `Image` (exclusive for a writable mount, shared for a read-only one),
+    /// so a second daemon cannot mount the same image for writing, and
+    /// `flock IMAGE true` waits until the daemon has written back and
+    /// exited. EWOULDBLOCK when another holder conflicts.
+    pub fn lock(&self, exclusive: bool) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        // SAFETY: flock on a descriptor this Image owns.
+        if unsafe { libc::flock(self.file.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The whole image.
     pub fn bytes(&self) -> &[u8] {
         match &self.map {
