@@ -301,7 +301,7 @@ fn fsync_amid_concurrent_writers_survives_sigkill() {
                 while !stop.load(Ordering::Relaxed) {
                     let p = root.join(format!("noise/t{t}-{}", i % 20));
                     let _ = fs::write(&p, pattern(((i * 7919) % 300_000) as usize, i));
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         let _ = fs::remove_file(&p);
                     }
                     i += 1;
