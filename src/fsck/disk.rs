@@ -1,0 +1,250 @@
+//! The checker's view of the image: the whole file or block device mapped
+//! into memory, and the only place that writes to it.
+//!
+//! - With `-n` the file is opened read-only and mapped read-only: no code
+//!   path can change it.
+//! - Otherwise it is mapped private (copy-on-write): repairs change the
+//!   in-memory copy only, each change marking the 1 KiB units it touches as
+//!   dirty, and [`Disk::flush`] writes exactly those units back with
+//!   `pwrite` and then `fsync`s. A run that stops early (preen halt, fatal
+//!   error, a panic) writes nothing.
+//!
+//! Bounds: every access is range-checked and returns `None` or an error
+//! rather than panicking; the dirty map has one bit per KiB of image.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use super::bitset::BitSet;
+
+/// Granularity of dirty tracking (the smallest ext4 block size).
+const UNIT: u64 = 1024;
+
+enum Map {
+    ReadOnly(Mmap),
+    Private(MmapMut),
+}
+
+/// A mapped image.
+pub struct Disk {
+    file: File,
+    map: Map,
+    len: u64,
+    dirty: BitSet,
+    writes: u64,
+    is_device: bool,
+}
+
+/// Size of an open file or block device.
+fn file_len(file: &File) -> io::Result<(u64, bool)> {
+    let meta = file.metadata()?;
+    if meta.file_type().is_block_device() {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file;
+        let len = f.seek(SeekFrom::End(0))?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok((len, true))
+    } else {
+        Ok((meta.len(), false))
+    }
+}
+
+impl Disk {
+    /// Opens and maps `path`. `writable`: open read-write and map private
+    /// (changes stay in memory until [`Disk::flush`]); block devices are
+    /// then opened with `O_EXCL`, which fails while they are mounted.
+    pub fn open(path: &Path, writable: bool) -> io::Result<Disk> {
+        let is_dev = std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        let mut oo = OpenOptions::new();
+        oo.read(true).write(writable);
+        if writable && is_dev {
+            oo.custom_flags(libc::O_EXCL);
+        }
+        let file = oo.open(path)?;
+        let (len, is_device) = file_len(&file)?;
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "image is empty"));
+        }
+        let mlen = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "image too large"))?;
+        // SAFETY: the mapping is of a file we opened and keep open. Another
+        // process writing the image concurrently can change bytes under us
+        // but cannot invalidate the mapping; every byte read is checked by
+        // the checker before use. The private mapping never writes to the
+        // file: only `flush` does, with pwrite.
+        let map = unsafe {
+            if writable {
+                Map::Private(MmapOptions::new().len(mlen).map_copy(&file)?)
+            } else {
+                Map::ReadOnly(MmapOptions::new().len(mlen).map(&file)?)
+            }
+        };
+        Ok(Disk {
+            file,
+            map,
+            len,
+            dirty: BitSet::new(len.div_ceil(UNIT)),
+            writes: 0,
+            is_device,
+        })
+    }
+
+    /// Whether repairs may be made (the image was opened read-write).
+    pub fn is_writable(&self) -> bool {
+        matches!(self.map, Map::Private(_))
+    }
+
+    /// Whether the image is a block device.
+    pub fn is_device(&self) -> bool {
+        self.is_device
+    }
+
+    /// The whole image.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.map {
+            Map::ReadOnly(m) => m,
+            Map::Private(m) => m,
+        }
+    }
+
+    /// Image size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty image (never: `open` refuses those).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes at `off`, if inside the image.
+    pub fn get(&self, off: u64, len: usize) -> Option<&[u8]> {
+        let s = usize::try_from(off).ok()?;
+        let e = s.checked_add(len)?;
+        self.bytes().get(s..e)
+    }
+
+    /// A writable view of `len` bytes at `off`, marked dirty; `None` when
+    /// out of range or the image is read-only.
+    pub fn get_mut(&mut self, off: u64, len: usize) -> Option<&mut [u8]> {
+        let s = usize::try_from(off).ok()?;
+        let e = s.checked_add(len)?;
+        let Map::Private(m) = &mut self.map else {
+            return None;
+        };
+        if e > m.len() {
+            return None;
+        }
+        if len > 0 {
+            let first = off / UNIT;
+            let last = (off + len as u64 - 1) / UNIT;
+            self.dirty.set_range(first, last + 1);
+        }
+        self.writes += 1;
+        m.get_mut(s..e)
+    }
+
+    /// Copies `data` to `off`. Fails when out of range or read-only.
+    pub fn write(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        match self.get_mut(off, data.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "write of {} bytes at {off} refused (read-only or outside the image)",
+                    data.len()
+                ),
+            )),
+        }
+    }
+
+    /// Whether anything was changed in memory.
+    pub fn is_dirty(&self) -> bool {
+        self.writes > 0
+    }
+
+    /// Writes every changed KiB back to the file and syncs it. Returns the
+    /// number of bytes written.
+    pub fn flush(&mut self) -> io::Result<u64> {
+        let Map::Private(m) = &self.map else {
+            return Ok(0);
+        };
+        let mut written = 0u64;
+        let units = self.dirty.len();
+        let set: Vec<u64> = self.dirty.iter_set(0, units).collect();
+        let mut it = set.into_iter().peekable();
+        while let Some(first) = it.next() {
+            let mut last = first;
+            while it.peek() == Some(&(last + 1)) {
+                last += 1;
+                it.next();
+            }
+            let start = first * UNIT;
+            let end = ((last + 1) * UNIT).min(self.len);
+            let (s, e) = (
+                usize::try_from(start).map_err(io::Error::other)?,
+                usize::try_from(end).map_err(io::Error::other)?,
+            );
+            self.file.write_all_at(&m[s..e], start)?;
+            written += end - start;
+        }
+        if written > 0 {
+            self.file.sync_all()?;
+        }
+        self.dirty.clear_all();
+        self.writes = 0;
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp_file(bytes: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "fext-fsck-disk-{}-{}",
+            std::process::id(),
+            bytes.len()
+        ));
+        let mut f = File::create(&p).unwrap();
+        f.write_all(bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn private_map_writes_only_on_flush() {
+        let p = temp_file(&[7u8; 5000]);
+        let mut d = Disk::open(&p, true).unwrap();
+        d.write(2048, b"abc").unwrap();
+        assert_eq!(d.get(2048, 3).unwrap(), b"abc");
+        assert_eq!(std::fs::read(&p).unwrap()[2048], 7, "not yet on disk");
+        assert!(d.write(4999, b"xy").is_err(), "past the end");
+        assert_eq!(d.flush().unwrap(), 1024);
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(&after[2048..2051], b"abc");
+        assert_eq!(after[2051], 7);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn read_only_refuses_writes() {
+        let p = temp_file(&[1u8; 3000]);
+        let mut d = Disk::open(&p, false).unwrap();
+        assert!(!d.is_writable());
+        assert!(d.write(0, b"z").is_err());
+        assert!(d.get_mut(0, 1).is_none());
+        assert_eq!(d.flush().unwrap(), 0);
+        std::fs::remove_file(&p).unwrap();
+    }
+}
