@@ -385,7 +385,8 @@ wl_meta() {
     mkdir -p "$d"
     o=$(py create "$d" "$META_N"); rec_py_rate meta "create ${META_N} in 1 dir" "$fs" "$r" "$o" files/s
     if [ -z "${SKIP[meta:$fs]:-}" ]; then
-        o=$(py stat "$d" "$META_N"); rec_py_rate meta "stat warm" "$fs" "$r" "$o" files/s
+        o=$(py stat "$d" "$META_N"); rec_py_rate meta "stat warm (first stat after create)" "$fs" "$r" "$o" files/s
+        o=$(py stat "$d" "$META_N"); rec_py_rate meta "stat warm again (attrs cached if < ttl)" "$fs" "$r" "$o" files/s
         cold "$fs"
         o=$(py readdir "$d"); rec_py_rate meta "readdir cold" "$fs" "$r" "$o" entries/s
         cold "$fs"
