@@ -7,7 +7,7 @@
 pub mod daemon;
 pub mod device;
 pub mod format;
-pub mod fsck;
 pub mod fs;
+pub mod fsck;
 pub mod fuse;
 pub mod mkfs;

@@ -206,7 +206,7 @@ fn orphans_survive_a_crash_and_are_released_at_mount() {
         fs.unlink(ROOT, b"doomed").unwrap();
         fs.sync().unwrap();
         // Simulated crash: no release, no unmount.
-        std::mem::forget(fs);
+        drop(fs); // no unmount: what was not written back is lost, as in a crash
     }
     let d = dumpe2fs_h(&img);
     assert!(
@@ -306,7 +306,7 @@ fn fsync_of_one_file_survives_a_crash() {
         fs.write(a.ino, 0, &payload).unwrap();
         fs.write(b.ino, 0, &[9u8; 50_000]).unwrap();
         fs.fsync(a.ino).unwrap();
-        std::mem::forget(fs);
+        drop(fs); // no unmount: what was not written back is lost, as in a crash
     }
     let fs = Fs::mount(&img, MountOptions::default()).unwrap();
     let d = fs.lookup(ROOT, b"d").unwrap();

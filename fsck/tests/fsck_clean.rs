@@ -50,7 +50,12 @@ fn check_clean(image: &Path) {
     assert_e2fsck_clean(copy.path());
 }
 
-fn mkfs_fext(fs_type: FsType, block_size: Option<u32>, features: &str, src: Option<&Path>) -> TempImage {
+fn mkfs_fext(
+    fs_type: FsType,
+    block_size: Option<u32>,
+    features: &str,
+    src: Option<&Path>,
+) -> TempImage {
     let img = TempImage::empty();
     let opts = MkfsOptions {
         fs_type,
@@ -116,9 +121,18 @@ fn mke2fs_populated_images_are_clean() {
         &["-t", "ext4", "-b", "4096"],
         &["-t", "ext4", "-b", "4096", "-O", "inline_data"],
         &["-t", "ext4", "-b", "4096", "-I", "128"],
-        &["-t", "ext4", "-b", "4096", "-O", "ea_inode,large_dir,huge_file"],
+        &[
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-O",
+            "ea_inode,large_dir,huge_file",
+        ],
         &["-t", "ext4", "-b", "4096", "-O", "orphan_file"],
-        &["-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536", "-i", "16384"],
+        &[
+            "-t", "ext4", "-b", "4096", "-O", "bigalloc", "-C", "65536", "-i", "16384",
+        ],
     ] {
         let mut a = args.to_vec();
         a.extend(["-d", src]);
@@ -151,17 +165,38 @@ fn no_terminal_and_no_mode_behaves_like_n() {
     let before = std::fs::read(img.path()).unwrap();
     let out = fsck(&["-f"], img.path());
     assert_eq!(out.code, 4, "{}", out.combined());
-    assert!(out.combined().contains("-n"), "says it runs as -n:\n{}", out.combined());
-    assert!(std::fs::read(img.path()).unwrap() == before, "changed without a terminal");
+    assert!(
+        out.combined().contains("-n"),
+        "says it runs as -n:\n{}",
+        out.combined()
+    );
+    assert!(
+        std::fs::read(img.path()).unwrap() == before,
+        "changed without a terminal"
+    );
 }
 
 #[test]
 fn progress_bar_on_fd_0_and_verbose_statistics() {
     let tree = small_tree(4096);
-    let img = mke2fs_image(&["-t", "ext4", "-b", "4096", "-d", tree.path().to_str().unwrap()], "64M");
+    let img = mke2fs_image(
+        &[
+            "-t",
+            "ext4",
+            "-b",
+            "4096",
+            "-d",
+            tree.path().to_str().unwrap(),
+        ],
+        "64M",
+    );
     let out = fsck(&["-fn", "-C", "0"], img.path());
     assert_eq!(out.code, 0, "{}", out.combined());
     let out = fsck(&["-fnv"], img.path());
     assert_eq!(out.code, 0, "{}", out.combined());
-    assert!(out.stdout.contains("regular files") && out.stdout.contains("directories"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("regular files") && out.stdout.contains("directories"),
+        "{}",
+        out.stdout
+    );
 }

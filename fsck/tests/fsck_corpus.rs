@@ -26,9 +26,18 @@ use fsckutil::*;
 
 /// Images whose verdict we know differs from e2fsck's, and why.
 const KNOWN_DISAGREEMENTS: &[(&str, &str)] = &[
-    ("f_bad_encryption", "encryption policy checks (pass 1/2 encryption contexts) are not implemented"),
-    ("f_bad_fname", "casefold name checks (invalid UTF-8 in a casefolded directory) are not implemented"),
-    ("f_quota_invalid_inum", "quota usage accounting (\"Update quota info\") is not implemented"),
+    (
+        "f_bad_encryption",
+        "encryption policy checks (pass 1/2 encryption contexts) are not implemented",
+    ),
+    (
+        "f_bad_fname",
+        "casefold name checks (invalid UTF-8 in a casefolded directory) are not implemented",
+    ),
+    (
+        "f_quota_invalid_inum",
+        "quota usage accounting (\"Update quota info\") is not implemented",
+    ),
 ];
 
 /// e2fsck could open the file system (finished or hung, no operational error).
@@ -127,7 +136,10 @@ fn corpus_verdicts_and_repairs() {
         pct(agreed),
         pct(repaired)
     );
-    let _ = writeln!(md, "| image | e2fsck -fn | ours -fn | s | agree | ours -fy | s | e2fsck -fn after |");
+    let _ = writeln!(
+        md,
+        "| image | e2fsck -fn | ours -fn | s | agree | ours -fy | s | e2fsck -fn after |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|:-:|---:|---:|---:|");
     for r in &rows {
         let _ = writeln!(
@@ -140,7 +152,11 @@ fn corpus_verdicts_and_repairs() {
             if r.agree { "yes" } else { "**no**" },
             r.ours_y,
             r.y_secs,
-            if r.after == 0 { "0".to_string() } else { format!("**{}**", r.after) }
+            if r.after == 0 {
+                "0".to_string()
+            } else {
+                format!("**{}**", r.after)
+            }
         );
     }
     let _ = writeln!(md, "\n## Known differences\n");
@@ -164,7 +180,12 @@ fn corpus_verdicts_and_repairs() {
         .iter()
         .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.name)))
         .collect();
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     assert!(
         agreed * 10 >= total * 9,
         "verdicts agree on only {agreed}/{total} images (need 90%); see {}",

@@ -32,7 +32,8 @@ fn tree(block_size: u32) -> TempDir {
     );
     let f = File::create(dir.join("frag")).expect("create frag");
     for i in 0..24u64 {
-        f.write_all_at(&pattern(4096, i), i * 65536).expect("write frag");
+        f.write_all_at(&pattern(4096, i), i * 65536)
+            .expect("write frag");
     }
     dir
 }
@@ -75,8 +76,16 @@ fn flipped_group_descriptor_checksum() {
     flip_byte(img.path(), 4096 + BG_CHECKSUM);
     let (e2, e2out) = e2fsck_fn(img.path());
     let out = fsck(&["-fn"], img.path());
-    assert_eq!(out.code, e2, "e2fsck -fn said:\n{e2out}\nfsck-fext -fn said:\n{}", out.stdout);
-    assert!(out.stdout.contains("Group descriptor 0 checksum is"), "{}", out.stdout);
+    assert_eq!(
+        out.code, e2,
+        "e2fsck -fn said:\n{e2out}\nfsck-fext -fn said:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Group descriptor 0 checksum is"),
+        "{}",
+        out.stdout
+    );
     assert_repaired(img.path());
 }
 
@@ -116,7 +125,10 @@ fn zeroed_inode_table_block() {
 fn cleared_block_bitmap_bits() {
     let img = ext4_image();
     let blocks = blocks_of(img.path(), "/files/few_blocks");
-    debugfs_w(img.path(), &[&format!("freeb {} {}", blocks[0], blocks.len())]);
+    debugfs_w(
+        img.path(),
+        &[&format!("freeb {} {}", blocks[0], blocks.len())],
+    );
     let (n, _) = damaged_then_repaired(img.path());
     assert!(n.contains("Block bitmap differences"), "{n}");
 }
@@ -134,7 +146,10 @@ fn doubly_claimed_block_extents() {
     let img = ext4_image();
     // Point the first extent of one_block at a block of few_blocks.
     let other = blocks_of(img.path(), "/files/few_blocks")[1];
-    debugfs_w(img.path(), &[&format!("sif /files/one_block block[5] {other}")]);
+    debugfs_w(
+        img.path(),
+        &[&format!("sif /files/one_block block[5] {other}")],
+    );
     let (n, y) = damaged_then_repaired(img.path());
     assert!(n.contains("multiply-claimed"), "{n}");
     assert!(y.contains("Clone"), "{y}");
@@ -144,7 +159,10 @@ fn doubly_claimed_block_extents() {
 fn doubly_claimed_block_block_map() {
     let img = image(&["-t", "ext3", "-b", "4096"]);
     let other = blocks_of(img.path(), "/files/few_blocks")[2];
-    debugfs_w(img.path(), &[&format!("sif /files/one_block block[0] {other}")]);
+    debugfs_w(
+        img.path(),
+        &[&format!("sif /files/one_block block[0] {other}")],
+    );
     let (n, _) = damaged_then_repaired(img.path());
     assert!(n.contains("multiply-claimed"), "{n}");
 }
@@ -154,14 +172,20 @@ fn block_claimed_by_file_and_metadata() {
     let img = ext4_image();
     // The first block of group 0's inode table, claimed by a file.
     let itable = inode_offset(img.path(), "<1>") / 4096;
-    debugfs_w(img.path(), &[&format!("sif /files/one_block block[5] {itable}")]);
+    debugfs_w(
+        img.path(),
+        &[&format!("sif /files/one_block block[5] {itable}")],
+    );
     damaged_then_repaired(img.path());
 }
 
 #[test]
 fn entry_to_freed_inode() {
     let img = ext4_image();
-    debugfs_w(img.path(), &["clri /files/few_blocks", "freei /files/few_blocks"]);
+    debugfs_w(
+        img.path(),
+        &["clri /files/few_blocks", "freei /files/few_blocks"],
+    );
     let (n, _) = damaged_then_repaired(img.path());
     assert!(n.contains("few_blocks"), "{n}");
 }
@@ -214,13 +238,19 @@ fn unattached_inode() {
 fn truncated_extent_tree() {
     let img = ext4_image();
     let depth = debugfs_r(img.path(), "ex /frag");
-    assert!(depth.contains("1/ 1"), "frag has an extent tree of depth 1:\n{depth}");
+    assert!(
+        depth.contains("1/ 1"),
+        "frag has an extent tree of depth 1:\n{depth}"
+    );
     // Zero the leaf block: the index in the inode now points at garbage.
     let leaf = debugfs_r(img.path(), "stat /frag");
     let leaf_blk: u64 = leaf
         .split("(ETB0):")
         .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()))
+        .and_then(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .find(|s| !s.is_empty())
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no extent tree block in:\n{leaf}"));
     write_bytes(img.path(), leaf_blk * 4096, &vec![0u8; 4096]);
@@ -242,7 +272,11 @@ fn wrong_free_counts() {
     let img = ext4_image();
     debugfs_w(
         img.path(),
-        &["ssv free_blocks_count 17", "set_bg 0 free_inodes_count 3", "set_bg 0 checksum calc"],
+        &[
+            "ssv free_blocks_count 17",
+            "set_bg 0 free_inodes_count 3",
+            "set_bg 0 checksum calc",
+        ],
     );
     // e2fsck (like fsck-fext) trusts the group counts for the superblock
     // totals; a wrong group count is what it reports.
@@ -267,7 +301,11 @@ fn damage_on_ext2_block_map_image() {
     let img = image(&["-t", "ext2", "-b", "1024"]);
     debugfs_w(
         img.path(),
-        &["sif /files/tiny links_count 3", "unlink /dirs/a", "freeb 300 20"],
+        &[
+            "sif /files/tiny links_count 3",
+            "unlink /dirs/a",
+            "freeb 300 20",
+        ],
     );
     damaged_then_repaired(img.path());
 }
@@ -276,7 +314,10 @@ fn damage_on_ext2_block_map_image() {
 fn preen_fixes_safe_damage_only() {
     let img = ext4_image();
     let blocks = blocks_of(img.path(), "/files/few_blocks");
-    debugfs_w(img.path(), &[&format!("freeb {} {}", blocks[0], blocks.len())]);
+    debugfs_w(
+        img.path(),
+        &[&format!("freeb {} {}", blocks[0], blocks.len())],
+    );
     let out = fsck(&["-p"], img.path());
     // The file system is marked clean: -p without -f does not look.
     assert_eq!(out.code, 0, "{}", out.combined());
@@ -285,12 +326,22 @@ fn preen_fixes_safe_damage_only() {
     assert_e2fsck_clean(img.path());
     // Damage -p must not fix on its own: a doubly-claimed block.
     let other = blocks_of(img.path(), "/files/few_blocks")[1];
-    debugfs_w(img.path(), &[&format!("sif /files/one_block block[5] {other}")]);
+    debugfs_w(
+        img.path(),
+        &[&format!("sif /files/one_block block[5] {other}")],
+    );
     let before = std::fs::read(img.path()).unwrap();
     let out = fsck(&["-fp"], img.path());
     assert_eq!(out.code, 4, "{}", out.combined());
-    assert!(out.stdout.contains("UNEXPECTED INCONSISTENCY"), "{}", out.stdout);
-    assert!(std::fs::read(img.path()).unwrap() == before, "-p changed the image before stopping");
+    assert!(
+        out.stdout.contains("UNEXPECTED INCONSISTENCY"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        std::fs::read(img.path()).unwrap() == before,
+        "-p changed the image before stopping"
+    );
     assert_repaired(img.path());
 }
 
@@ -302,13 +353,21 @@ fn journal_needing_recovery_is_refused_in_write_modes() {
     assert!(dumpe2fs_h(img.path()).has_feature("needs_recovery"));
     let (e2, _) = e2fsck_fn(img.path());
     let out = fsck(&["-fn"], img.path());
-    assert_eq!(out.code, e2, "-n agrees with e2fsck -fn:\n{}", out.combined());
+    assert_eq!(
+        out.code,
+        e2,
+        "-n agrees with e2fsck -fn:\n{}",
+        out.combined()
+    );
     assert!(out.stdout.contains("needs recovery"), "{}", out.stdout);
     let before = std::fs::read(img.path()).unwrap();
     for mode in ["-fy", "-fp"] {
         let out = fsck(&[mode], img.path());
         assert_eq!(out.code, 4, "{}", out.combined());
         assert!(out.combined().contains("journal"), "{}", out.combined());
-        assert!(std::fs::read(img.path()).unwrap() == before, "refused, yet changed the image");
+        assert!(
+            std::fs::read(img.path()).unwrap() == before,
+            "refused, yet changed the image"
+        );
     }
 }

@@ -128,6 +128,7 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
             );
         }
         m.meta_blocks = walk.tree_blocks.iter().map(|b| b.0).collect();
+        m.recount();
         Ok(m)
     } else if st.inode.has_flag(flags::INLINE_DATA) {
         Err(FsError::new(
@@ -157,6 +158,7 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
             );
         }
         m.meta_blocks = walk.meta.iter().map(|b| b.0).collect();
+        m.recount();
         Ok(m)
     }
 }
@@ -308,14 +310,7 @@ pub fn estimate_meta_blocks(vol: &Volume, st: &InodeState) -> u64 {
         .filter(|m| m.dirty || st.dir.as_ref().is_some_and(|d| d.dirty))
     {
         need += match map.kind {
-            MapKind::Extents => {
-                let n: usize = map
-                    .runs
-                    .values()
-                    .map(|r| r.len.div_ceil(u32::from(MAX_UNWRITTEN_EXTENT_LEN)) as usize)
-                    .sum();
-                extent_tree_blocks(n, bs).unwrap_or(u64::MAX / 4)
-            }
+            MapKind::Extents => extent_tree_blocks(map.extent_count(), bs).unwrap_or(u64::MAX / 4),
             MapKind::BlockMap => indirect_blocks_for_len(bs, map.end()).unwrap_or(u64::MAX / 4),
         };
         if let Some(dir) = st.dir.as_ref().filter(|d| d.dirty) {

@@ -14,7 +14,11 @@ impl Checker {
     pub fn new_block(&mut self, goal: u64) -> Option<u64> {
         let first = self.fs.first_data_block;
         let end = self.fs.blocks_count;
-        let goal = if goal < first || goal >= end { first } else { goal };
+        let goal = if goal < first || goal >= end {
+            first
+        } else {
+            goal
+        };
         if self.fs.cluster_bits > 0 {
             // bigalloc: only whole free clusters (a block of a used
             // cluster belongs to that cluster's owner).
@@ -64,7 +68,8 @@ impl Checker {
             None
         };
         let goal = goal.clamp(first, end);
-        let b = try_from(goal, end, &self.block_found).or_else(|| try_from(first, end, &self.block_found))?;
+        let b = try_from(goal, end, &self.block_found)
+            .or_else(|| try_from(first, end, &self.block_found))?;
         for x in b..b + n {
             self.block_found.set(x);
             self.note_block(x, true);

@@ -268,7 +268,8 @@ impl Checker {
     /// error only when the image is writable.
     pub fn write_inode(&mut self, ino: u32, raw: &[u8]) {
         if self.can_write() && !self.fs.write_inode(ino, raw) {
-            self.rep.say(&format!("fsck.fext: could not write inode {ino}\n"));
+            self.rep
+                .say(&format!("fsck.fext: could not write inode {ino}\n"));
             self.rep.aborted = true;
         }
     }
@@ -285,7 +286,8 @@ impl Checker {
     /// Writes block `blk`, metadata or not (bitmaps, new tables).
     pub fn write_meta_block(&mut self, blk: u64, data: &[u8]) {
         if self.can_write() && !self.fs.write_block(blk, data) {
-            self.rep.say(&format!("fsck.fext: could not write block {blk}\n"));
+            self.rep
+                .say(&format!("fsck.fext: could not write block {blk}\n"));
             self.rep.aborted = true;
         }
     }

@@ -8,7 +8,9 @@
 //! block written.
 
 use crate::format::bytes::{get_u16, get_u32};
-use crate::format::dir::{rec_len_for_name, rec_len_from_disk, rec_len_to_disk, set_dir_block_csum, FT_DIR_CSUM};
+use crate::format::dir::{
+    rec_len_for_name, rec_len_from_disk, rec_len_to_disk, set_dir_block_csum, FT_DIR_CSUM,
+};
 use crate::format::dx_hash::{dx_hash, DxHashVersion};
 use crate::format::extent::set_extent_block_csum;
 use crate::format::features::Incompat;
@@ -196,7 +198,9 @@ impl Checker {
             return false;
         }
         for (_, pblk) in self.dir_blocks(dir).into_iter().take(1024) {
-            let Some(b) = self.fs.block(pblk) else { continue };
+            let Some(b) = self.fs.block(pblk) else {
+                continue;
+            };
             let end = if self.dir_csum() && tail_status(b) == TailStatus::Ok {
                 b.len() - 12
             } else {
@@ -306,7 +310,11 @@ impl Checker {
             return Err(false);
         }
         let filetype = self.fs.has_incompat(Incompat::FILETYPE);
-        let candidates: Vec<u64> = if raw.has_flag(fl::INDEX) && self.fs.has_compat(crate::format::features::Compat::DIR_INDEX) {
+        let candidates: Vec<u64> = if raw.has_flag(fl::INDEX)
+            && self
+                .fs
+                .has_compat(crate::format::features::Compat::DIR_INDEX)
+        {
             match self.dx_leaf_for(dir, name) {
                 Some(b) => vec![b],
                 None => return Err(false),
@@ -316,7 +324,9 @@ impl Checker {
         };
         let need = rec_len_for_name(name.len());
         for pblk in candidates {
-            let Some(b) = self.fs.block(pblk) else { continue };
+            let Some(b) = self.fs.block(pblk) else {
+                continue;
+            };
             let mut buf = b.to_vec();
             let bs = buf.len();
             let csum = self.dir_csum() && tail_status(&buf) == TailStatus::Ok;
@@ -338,7 +348,8 @@ impl Checker {
                     if d.rec_len < used + need {
                         continue;
                     }
-                    buf[d.off + 4..d.off + 6].copy_from_slice(&rec_len_to_disk(used, bs).to_le_bytes());
+                    buf[d.off + 4..d.off + 6]
+                        .copy_from_slice(&rec_len_to_disk(used, bs).to_le_bytes());
                     (d.off + used, d.rec_len - used)
                 };
                 buf[pos..pos + 4].copy_from_slice(&ino.to_le_bytes());
@@ -356,7 +367,9 @@ impl Checker {
     /// Removes the entry `name` (pointing to `ino`, if nonzero) from `dir`.
     pub fn unlink(&mut self, dir: u32, name: &[u8], ino: u32) -> bool {
         for (_, pblk) in self.dir_blocks(dir) {
-            let Some(b) = self.fs.block(pblk) else { continue };
+            let Some(b) = self.fs.block(pblk) else {
+                continue;
+            };
             let mut buf = b.to_vec();
             let bs = buf.len();
             let csum = self.dir_csum() && tail_status(&buf) == TailStatus::Ok;
@@ -372,7 +385,8 @@ impl Checker {
                 if k > 0 {
                     let p = dents[k - 1];
                     let nl = p.rec_len + d.rec_len;
-                    buf[p.off + 4..p.off + 6].copy_from_slice(&rec_len_to_disk(nl, bs).to_le_bytes());
+                    buf[p.off + 4..p.off + 6]
+                        .copy_from_slice(&rec_len_to_disk(nl, bs).to_le_bytes());
                 } else {
                     buf[d.off..d.off + 4].fill(0);
                 }
@@ -396,7 +410,9 @@ impl Checker {
             let Some(&(_, pblk)) = self.dir_blocks(dir).iter().find(|&&(l, _)| l == 0) else {
                 return false;
             };
-            let Some(b) = self.fs.block(pblk) else { return false };
+            let Some(b) = self.fs.block(pblk) else {
+                return false;
+            };
             let mut buf = b.to_vec();
             let bs = buf.len();
             let dents = parse_dents(&buf, bs, bs);
@@ -439,7 +455,10 @@ impl Checker {
         let mut raw = self.fs.read_inode(dir);
         let m = mapping(&self.fs, &raw);
         let lblk = m.end();
-        let goal = m.runs.last().map_or(self.fs.first_data_block, |r| r.pblk + r.len);
+        let goal = m
+            .runs
+            .last()
+            .map_or(self.fs.first_data_block, |r| r.pblk + r.len);
         let blk = self.new_block(goal).ok_or("no free block")?;
         let data = new_dir_block(self.fs.bs, self.dir_csum(), None, true);
         self.write_dir_block(dir, blk, data);
@@ -453,7 +472,10 @@ impl Checker {
 
     /// Adds `n` blocks to an inode's i_blocks.
     pub fn add_iblocks(&self, raw: &mut Vec<u8>, n: u64) {
-        let huge = raw.has_flag(fl::HUGE_FILE) && self.fs.has_ro_compat(crate::format::features::RoCompat::HUGE_FILE);
+        let huge = raw.has_flag(fl::HUGE_FILE)
+            && self
+                .fs
+                .has_ro_compat(crate::format::features::RoCompat::HUGE_FILE);
         // `n` counts allocations; under bigalloc each is a whole cluster.
         let unit = if huge { 1 } else { self.fs.bs64 / 512 } << self.fs.cluster_bits;
         let cur = u64::from(raw.blocks_lo()) | u64::from(raw.blocks_hi()) << 32;
@@ -462,7 +484,13 @@ impl Checker {
 
     /// Maps logical block `lblk` of inode `ino` (copy `raw`, written by the
     /// caller) to `pblk`. Returns the number of mapping blocks allocated.
-    pub fn set_bmap(&mut self, ino: u32, raw: &mut Vec<u8>, lblk: u64, pblk: u64) -> Result<u64, String> {
+    pub fn set_bmap(
+        &mut self,
+        ino: u32,
+        raw: &mut Vec<u8>,
+        lblk: u64,
+        pblk: u64,
+    ) -> Result<u64, String> {
         if raw.has_flag(fl::EXTENTS) {
             return self.set_bmap_extent(ino, raw, lblk, pblk);
         }
@@ -515,7 +543,13 @@ impl Checker {
         Err("directory too large".into())
     }
 
-    fn set_bmap_extent(&mut self, ino: u32, raw: &mut Vec<u8>, lblk: u64, pblk: u64) -> Result<u64, String> {
+    fn set_bmap_extent(
+        &mut self,
+        ino: u32,
+        raw: &mut Vec<u8>,
+        lblk: u64,
+        pblk: u64,
+    ) -> Result<u64, String> {
         let l32 = u32::try_from(lblk).map_err(|_| "logical block too large")?;
         let root = raw.i_block().to_vec();
         if !extent_header_ok(&root) {
@@ -577,7 +611,8 @@ impl Checker {
                 }
             }
             let o = 12 + 12 * i;
-            let child = u64::from(get_u32(&node, o + 4).unwrap_or(0)) | u64::from(get_u16(&node, o + 8).unwrap_or(0)) << 32;
+            let child = u64::from(get_u32(&node, o + 4).unwrap_or(0))
+                | u64::from(get_u16(&node, o + 8).unwrap_or(0)) << 32;
             path.push((blk, node.clone(), i));
             let c = self.fs.block(child).ok_or("bad extent block")?.to_vec();
             if !extent_header_ok(&c) {
@@ -653,7 +688,11 @@ fn insert_extent(node: &mut [u8], lblk: u32, pblk: u64) -> bool {
     // Extend the previous extent when contiguous.
     for i in 0..n {
         let (l, len, p) = ent(node, i);
-        if len > 0 && len < 32768 && u64::from(l) + u64::from(len) == u64::from(lblk) && p + u64::from(len) == pblk {
+        if len > 0
+            && len < 32768
+            && u64::from(l) + u64::from(len) == u64::from(lblk)
+            && p + u64::from(len) == pblk
+        {
             let o = 12 + 12 * i + 4;
             node[o..o + 2].copy_from_slice(&(len + 1).to_le_bytes());
             return true;

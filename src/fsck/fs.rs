@@ -153,7 +153,10 @@ impl Fs {
     /// else the first usable backup. `use_group`: force the copy of this
     /// group (like `e2fsck -b`). Returns the file system and, when a backup
     /// was used, why the primary was not.
-    pub fn open(disk: Disk, use_group: Option<u32>) -> Result<(Fs, Option<String>), (Disk, String)> {
+    pub fn open(
+        disk: Disk,
+        use_group: Option<u32>,
+    ) -> Result<(Fs, Option<String>), (Disk, String)> {
         let len = disk.len();
         let mut primary_err = None;
         if use_group.is_none_or(|g| g == 0) {
@@ -173,10 +176,13 @@ impl Fs {
             Some(g) if g > 0 => vec![g],
             _ => vec![1, 3, 5, 7, 9, 25, 27],
         };
-        if let Some(p) = prim.as_ref().filter(|p| p.f.magic == EXT4_MAGIC && p.f.log_block_size <= 6 && p.f.blocks_per_group > 0) {
+        if let Some(p) = prim.as_ref().filter(|p| {
+            p.f.magic == EXT4_MAGIC && p.f.log_block_size <= 6 && p.f.blocks_per_group > 0
+        }) {
             let bs = u64::from(p.block_size());
             for &g in &groups_wanted {
-                let blk = u64::from(p.f.first_data_block) + u64::from(g) * u64::from(p.f.blocks_per_group);
+                let blk = u64::from(p.f.first_data_block)
+                    + u64::from(g) * u64::from(p.f.blocks_per_group);
                 candidates.push((blk * bs, g));
             }
         }
@@ -195,12 +201,17 @@ impl Fs {
                 continue;
             }
             let bs = u64::from(sb.block_size());
-            let expect = (u64::from(sb.f.first_data_block) + u64::from(g) * u64::from(sb.f.blocks_per_group)) * bs;
+            let expect = (u64::from(sb.f.first_data_block)
+                + u64::from(g) * u64::from(sb.f.blocks_per_group))
+                * bs;
             if expect != off {
                 continue;
             }
             let fs = Fs::from_sb(disk, sb, g);
-            return Ok((fs, Some(primary_err.unwrap_or_else(|| "backup requested".into()))));
+            return Ok((
+                fs,
+                Some(primary_err.unwrap_or_else(|| "backup requested".into())),
+            ));
         }
         Err((
             disk,
@@ -351,7 +362,8 @@ impl Fs {
                     .and_then(|b| b.get(j as usize * ds..(j as usize + 1) * ds));
                 match raw.and_then(|r| GroupDesc::parse(r, ds).ok().map(|d| (d, r))) {
                     Some((d, r)) => {
-                        let ok = match group_desc_csum(&self.feat, self.seed, &self.sb.f.uuid, g, r) {
+                        let ok = match group_desc_csum(&self.feat, self.seed, &self.sb.f.uuid, g, r)
+                        {
                             Some(c) => c == d.checksum,
                             None => true,
                         };
@@ -528,7 +540,10 @@ impl Fs {
 
     /// The per-inode checksum seed.
     pub fn inode_seed(&self, ino: u32, generation: u32) -> u32 {
-        crc32c(crc32c(self.seed, &ino.to_le_bytes()), &generation.to_le_bytes())
+        crc32c(
+            crc32c(self.seed, &ino.to_le_bytes()),
+            &generation.to_le_bytes(),
+        )
     }
 
     /// Marks the superblock for writing at commit.
@@ -568,7 +583,10 @@ impl Fs {
         let mut table = vec![0u8; self.geo.gdt_blocks as usize * self.bs];
         for g in 0..ngroups {
             let off = g as usize * ds;
-            if let (Some(d), Some(dst)) = (self.groups.get_mut(g as usize), table.get_mut(off..off + ds)) {
+            if let (Some(d), Some(dst)) = (
+                self.groups.get_mut(g as usize),
+                table.get_mut(off..off + ds),
+            ) {
                 d.encode(dst, ds);
                 if self.feat.has_group_csum() {
                     set_group_desc_csum(&self.feat, self.seed, &self.sb.f.uuid, g, dst);

@@ -7,7 +7,9 @@
 //! as zeros); setters write into a buffer of the inode's size.
 
 use crate::format::bytes::{get_u16, get_u32};
-use crate::format::inode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::format::inode::{
+    S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+};
 
 pub const I_MODE: usize = 0x00;
 pub const I_UID: usize = 0x02;
@@ -151,7 +153,11 @@ pub trait InodeRead {
     }
     /// `i_file_acl` (with the high half unless `hurd`).
     fn file_acl(&self, hurd: bool) -> u64 {
-        let hi = if hurd { 0 } else { u64::from(self.file_acl_hi()) };
+        let hi = if hurd {
+            0
+        } else {
+            u64::from(self.file_acl_hi())
+        };
         u64::from(self.file_acl_lo()) | hi << 32
     }
     fn faddr(&self) -> u32 {

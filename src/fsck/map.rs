@@ -107,7 +107,10 @@ pub fn mapping(fs: &Fs, raw: &[u8]) -> Mapping {
                     continue;
                 }
                 let Some(b) = fs.block(child) else { continue };
-                if !extent_header_ok(b) || ext_depth(b) + 1 != depth || stack.len() > usize::from(MAX_EXTENT_DEPTH) {
+                if !extent_header_ok(b)
+                    || ext_depth(b) + 1 != depth
+                    || stack.len() > usize::from(MAX_EXTENT_DEPTH)
+                {
                     continue;
                 }
                 m.meta.push(child);
@@ -281,7 +284,11 @@ fn remap_extent_node(
         if depth == 0 {
             let lblk = get_u32(&node, o).unwrap_or(0);
             let rl = get_u16(&node, o + 4).unwrap_or(0);
-            let (len, uninit) = if rl > 32768 { (rl - 32768, true) } else { (rl, false) };
+            let (len, uninit) = if rl > 32768 {
+                (rl - 32768, true)
+            } else {
+                (rl, false)
+            };
             let hi = u64::from(get_u16(&node, o + 6).unwrap_or(0));
             let lo = u64::from(get_u32(&node, o + 8).unwrap_or(0));
             let pblk = hi << 32 | lo;
@@ -298,7 +305,12 @@ fn remap_extent_node(
             for (k, &nb) in news.iter().enumerate() {
                 let l = lblk + k as u32;
                 match pieces.last_mut() {
-                    Some(p) if p.1 + u64::from(p.2) == nb && u64::from(p.0) + u64::from(p.2) == u64::from(l) => p.2 += 1,
+                    Some(p)
+                        if p.1 + u64::from(p.2) == nb
+                            && u64::from(p.0) + u64::from(p.2) == u64::from(l) =>
+                    {
+                        p.2 += 1
+                    }
                     _ => pieces.push((l, nb, 1)),
                 }
             }
@@ -328,7 +340,17 @@ fn remap_extent_node(
                 if let Some(cb) = fs.block(child) {
                     if extent_header_ok(cb) && ext_depth(cb) + 1 == depth {
                         let cbuf = cb.to_vec();
-                        let mut newc = remap_extent_node(fs, cbuf.clone(), child, seed, csum, f, write, ok, depth_guard + 1);
+                        let mut newc = remap_extent_node(
+                            fs,
+                            cbuf.clone(),
+                            child,
+                            seed,
+                            csum,
+                            f,
+                            write,
+                            ok,
+                            depth_guard + 1,
+                        );
                         let target = f(child, true).unwrap_or(child);
                         if newc != cbuf || target != child {
                             if csum {
@@ -337,8 +359,10 @@ fn remap_extent_node(
                             write(target, newc);
                         }
                         if target != child {
-                            node[o + 4..o + 8].copy_from_slice(&((target & 0xffff_ffff) as u32).to_le_bytes());
-                            node[o + 8..o + 10].copy_from_slice(&((target >> 32) as u16).to_le_bytes());
+                            node[o + 4..o + 8]
+                                .copy_from_slice(&((target & 0xffff_ffff) as u32).to_le_bytes());
+                            node[o + 8..o + 10]
+                                .copy_from_slice(&((target >> 32) as u16).to_le_bytes());
                         }
                     }
                 }

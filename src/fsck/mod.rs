@@ -162,7 +162,9 @@ pub fn check_desc(fs: &Fs) -> Result<(), String> {
         }
         used.set(b);
         let b = d.inode_table;
-        let e = b.saturating_add(u64::from(fs.itable_blocks)).saturating_sub(1);
+        let e = b
+            .saturating_add(u64::from(fs.itable_blocks))
+            .saturating_sub(1);
         if b < first || e > last || used.any_in(b, e + 1) {
             return Err("Corrupt group descriptor: bad block for inode table".into());
         }
@@ -226,7 +228,8 @@ pub fn run(opts: &Options, out: Box<dyn Write + Send>) -> i32 {
     let feat = fs.sb.features();
     let unknown_inc = feat.incompat.bits() & !Incompat::all().bits();
     let unsupported = feat.incompat & (Incompat::COMPRESSION | Incompat::DIRDATA);
-    if unknown_inc != 0 || !unsupported.is_empty() || feat.incompat.contains(Incompat::JOURNAL_DEV) {
+    if unknown_inc != 0 || !unsupported.is_empty() || feat.incompat.contains(Incompat::JOURNAL_DEV)
+    {
         let _ = writeln!(
             out,
             "fsck.fext: {device} has unsupported feature(s): {}\nfsck.fext: Get a newer version of fsck.fext!",
@@ -252,7 +255,10 @@ pub fn run(opts: &Options, out: Box<dyn Write + Send>) -> i32 {
             let disk = fs.disk;
             match Fs::open(disk, Some(1)) {
                 Ok((bfs, _)) if check_desc(&bfs).is_ok() => {
-                    let _ = writeln!(out, "fsck.fext: Group descriptors look bad... trying backup blocks...");
+                    let _ = writeln!(
+                        out,
+                        "fsck.fext: Group descriptors look bad... trying backup blocks..."
+                    );
                     fs = bfs;
                 }
                 Ok((bfs, _)) => {
@@ -276,7 +282,10 @@ pub fn run(opts: &Options, out: Box<dyn Write + Send>) -> i32 {
         }
     }
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(2)
     } else {
         opts.threads
     };
@@ -320,7 +329,8 @@ fn force_reason(c: &Checker) -> Option<&'static str> {
         Some("was not cleanly unmounted")
     } else if sb.state & 2 != 0 {
         Some("contains a file system with errors")
-    } else if sb.max_mnt_count > 0 && sb.max_mnt_count < 0x8000 && sb.mnt_count >= sb.max_mnt_count {
+    } else if sb.max_mnt_count > 0 && sb.max_mnt_count < 0x8000 && sb.mnt_count >= sb.max_mnt_count
+    {
         Some("has been mounted too many times without being checked")
     } else if sb.checkinterval != 0 && c.now >= sb.lastcheck.saturating_add(sb.checkinterval) {
         Some("has gone too long without being checked")
@@ -345,7 +355,10 @@ fn one_run(c: &mut Checker) -> bool {
                 if c.rep.read_only() || c.dry_run {
                     c.rep.say("Warning: skipping journal recovery because doing a read-only filesystem check.\n");
                 } else {
-                    c.fix(problem::Code::JournalRecoveryRefused, &problem::PCtx::default());
+                    c.fix(
+                        problem::Code::JournalRecoveryRefused,
+                        &problem::PCtx::default(),
+                    );
                     c.journal_refused = true;
                     return false;
                 }
@@ -490,7 +503,8 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
         if ok {
             break;
         }
-        c.rep.say("\nfsck.fext: problems remain after the repairs; running again.\n\n");
+        c.rep
+            .say("\nfsck.fext: problems remain after the repairs; running again.\n\n");
         c.reset_maps();
     }
     let valid = c.rep.valid;
@@ -520,13 +534,15 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
         sbf.last_error_func = [0; 32];
         c.fs.mark_sb_dirty();
         if let Err(e) = c.fs.commit() {
-            c.rep.say(&format!("fsck.fext: {e} while writing the file system\n"));
+            c.rep
+                .say(&format!("fsck.fext: {e} while writing the file system\n"));
             return exit::ERROR;
         }
         match c.fs.disk.flush() {
             Ok(_) => {}
             Err(e) => {
-                c.rep.say(&format!("fsck.fext: {e} while writing {device}\n"));
+                c.rep
+                    .say(&format!("fsck.fext: {e} while writing {device}\n"));
                 return exit::ERROR | exit::UNCORRECTED;
             }
         }
@@ -536,7 +552,9 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
     if changed && writable {
         code |= exit::NONDESTRUCT;
         if c.rep.mode() != Mode::Preen {
-            c.rep.say(&format!("\n{device}: ***** FILE SYSTEM WAS MODIFIED *****\n"));
+            c.rep.say(&format!(
+                "\n{device}: ***** FILE SYSTEM WAS MODIFIED *****\n"
+            ));
         }
     }
     if !valid {

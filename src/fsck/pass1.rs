@@ -29,8 +29,7 @@ use super::ino::{fl, InodeRead, InodeWrite, I_FADDR};
 use super::pass1_blocks::{check_blockmap, check_extents, extent_header_ok, BlockAcc, RESIZE_INO};
 use super::problem::{Code, Mode, PCtx};
 use super::xattr_check::{
-    check_ea_block, check_inode_extra_space, ibody_has_attr, inline_data_size, EaBlock,
-    IbodyResult,
+    check_ea_block, check_inode_extra_space, ibody_has_attr, inline_data_size, EaBlock, IbodyResult,
 };
 
 pub const BAD_INO: u32 = 1;
@@ -238,7 +237,8 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
         }
     }
     // Extents flag without the feature, or the feature without the flag.
-    let special_ok = |r: &[u8]| r.links() != 0 || ino == BAD_INO || ino == ROOT_INO || ino == JOURNAL_INO;
+    let special_ok =
+        |r: &[u8]| r.links() != 0 || ino == BAD_INO || ino == ROOT_INO || ino == JOURNAL_INO;
     let mut extent_fs = env.extent_fs;
     if raw.has_flag(fl::EXTENTS) && !extent_fs && special_ok(raw) {
         if extent_header_ok(raw.i_block()) && ask.fix(Code::ExtentFeature, &p) {
@@ -520,7 +520,13 @@ fn clear_in_out(out: &mut Out, env: &Env, ino: u32) {
 }
 
 /// `fix_inline_data_extents_file`; returns true when the inode must be cleared.
-fn fix_inline_data_extents(env: &Env, ask: &mut dyn Ask, ino: u32, raw: &mut Vec<u8>, dirty: &mut bool) -> bool {
+fn fix_inline_data_extents(
+    env: &Env,
+    ask: &mut dyn Ask,
+    ino: u32,
+    raw: &mut Vec<u8>,
+    dirty: &mut bool,
+) -> bool {
     let p = PCtx::ino(ino);
     if !env.extent_fs && !env.inline_fs {
         return false;
@@ -569,7 +575,9 @@ pub fn device_ok(r: &[u8]) -> bool {
 }
 
 fn check_immutable(ask: &mut dyn Ask, out: &mut Out) {
-    if out.raw.has_flag(fl::IMMUTABLE | fl::APPEND) && ask.fix(Code::SetImmutable, &PCtx::ino(out.ino)) {
+    if out.raw.has_flag(fl::IMMUTABLE | fl::APPEND)
+        && ask.fix(Code::SetImmutable, &PCtx::ino(out.ino))
+    {
         out.raw.clear_flags(fl::IMMUTABLE | fl::APPEND);
         out.dirty = true;
         out.failed_csum = false;
@@ -705,7 +713,10 @@ fn check_is_really_dir(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
         return;
     } else if env.extent_fs && r.has_flag(fl::EXTENTS) {
         let ib = r.i_block();
-        if !extent_header_ok(ib) || u16::from_le_bytes([ib[6], ib[7]]) != 0 || u16::from_le_bytes([ib[2], ib[3]]) == 0 {
+        if !extent_header_ok(ib)
+            || u16::from_le_bytes([ib[6], ib[7]]) != 0
+            || u16::from_le_bytes([ib[2], ib[3]]) == 0
+        {
             return;
         }
         let hi = u64::from(u16::from_le_bytes([ib[18], ib[19]]));
@@ -733,16 +744,22 @@ fn check_is_really_dir(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
     let Some(b) = fs.block(blk) else { return };
     let rec = |off: usize| -> Option<(u32, usize, u8, &[u8])> {
         let ino = u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?);
-        let rl = usize::from(u16::from_le_bytes(b.get(off + 4..off + 6)?.try_into().ok()?));
+        let rl = usize::from(u16::from_le_bytes(
+            b.get(off + 4..off + 6)?.try_into().ok()?,
+        ));
         let nl = *b.get(off + 6)?;
         let name = b.get(off + 8..off + 8 + usize::from(nl))?;
         Some((ino, rl, nl, name))
     };
-    let Some((i1, rl1, nl1, n1)) = rec(0) else { return };
+    let Some((i1, rl1, nl1, n1)) = rec(0) else {
+        return;
+    };
     if nl1 != 1 || n1 != b"." || i1 != out.ino || rl1 < 12 || rl1 % 4 != 0 || rl1 >= fs.bs - 12 {
         return;
     }
-    let Some((_, rl2, nl2, n2)) = rec(rl1) else { return };
+    let Some((_, rl2, nl2, n2)) = rec(rl1) else {
+        return;
+    };
     if nl2 != 2 || n2 != b".." || rl2 < 12 || rl2 % 4 != 0 {
         return;
     }
@@ -779,7 +796,8 @@ fn bad_block_inode(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
             acc.claim(ind, 1);
             if let Some(b) = fs.block(ind) {
                 for j in 0..fs.bs / 4 {
-                    let v = u32::from_le_bytes([b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]]);
+                    let v =
+                        u32::from_le_bytes([b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]]);
                     list.push((u64::from(v), ind, j));
                 }
                 ind_buf = Some(b.to_vec());
@@ -860,7 +878,17 @@ fn check_blocks(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
         let mut raw = std::mem::take(&mut out.raw);
         let _ = extent_fs;
         if raw.has_flag(fl::EXTENTS) {
-            check_extents(env, ask, ino, &mut raw, &mut out.acc, is_dir, size, verity, generation);
+            check_extents(
+                env,
+                ask,
+                ino,
+                &mut raw,
+                &mut out.acc,
+                is_dir,
+                size,
+                verity,
+                generation,
+            );
             if out.acc.bad_header {
                 out.raw = raw;
                 if ask.fix(Code::MissingExtentHeader, &PCtx::ino(ino)) {
@@ -944,7 +972,8 @@ fn check_size(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
         }
     } else {
         let size = raw.size();
-        let extent = raw.has_flag(fl::EXTENTS) && (env.extent_fs || out.set_features.contains(&Incompat::EXTENTS));
+        let extent = raw.has_flag(fl::EXTENTS)
+            && (env.extent_fs || out.set_features.contains(&Incompat::EXTENTS));
         let max_map = max_blockmap_size(fs.sb.f.log_block_size);
         if acc.last_init_lblock >= 0
             && size < (acc.last_init_lblock as u64) * bs
@@ -966,7 +995,11 @@ fn check_size(env: &Env, ask: &mut dyn Ask, out: &mut Out) {
             ..PCtx::default()
         };
         if ask.fix(Code::BadISize, &p) {
-            let v = if out.raw.is_dir() { num & 0xffff_ffff } else { num };
+            let v = if out.raw.is_dir() {
+                num & 0xffff_ffff
+            } else {
+                num
+            };
             out.raw.set_size(v);
             if v == 0 && out.raw.has_flag(fl::INLINE_DATA) {
                 out.raw.set_i_block(&[]);
@@ -1177,7 +1210,8 @@ impl Checker {
         let ipg = self.fs.ipg;
         let base = g * ipg + 1;
         let d = &self.fs.groups[g as usize];
-        if self.invalid_it[g as usize] || d.inode_table == 0 || self.fs.inode_offset(base).is_none() {
+        if self.invalid_it[g as usize] || d.inode_table == 0 || self.fs.inode_offset(base).is_none()
+        {
             return base..base;
         }
         let mut n = ipg;
@@ -1192,7 +1226,8 @@ impl Checker {
 
     /// Pass 1.
     pub fn pass1(&mut self) {
-        self.rep.say_header("Pass 1: Checking inodes, blocks, and sizes\n");
+        self.rep
+            .say_header("Pass 1: Checking inodes, blocks, and sizes\n");
         if self.fs.disk.is_writable() && self.fs.sb.f.last_orphan != 0 {
             self.fs.sb.f.last_orphan = 0;
             self.fs.mark_sb_dirty();
@@ -1243,7 +1278,8 @@ impl Checker {
                 // Groups g0..g1 split among the threads; results merged in order.
                 let results: Vec<Mutex<Vec<(Recorder, Option<Out>)>>> =
                     (g0..g1).map(|_| Mutex::new(Vec::new())).collect();
-                let ranges: Vec<std::ops::Range<u32>> = (g0..g1).map(|g| self.scan_range(g)).collect();
+                let ranges: Vec<std::ops::Range<u32>> =
+                    (g0..g1).map(|g| self.scan_range(g)).collect();
                 {
                     let env = Env::new(&self.fs, &self.block_meta, self.now, mode);
                     let env = &env;
@@ -1260,7 +1296,9 @@ impl Checker {
                                 }
                                 let mut v = Vec::new();
                                 for ino in ranges[k].clone() {
-                                    let Some(raw) = env.fs.inode_raw(ino) else { continue };
+                                    let Some(raw) = env.fs.inode_raw(ino) else {
+                                        continue;
+                                    };
                                     let mut rec = Recorder::new(mode);
                                     let out = scan_inode(env, &mut rec, ino, raw);
                                     if out.is_some() || !rec.events.is_empty() {
@@ -1445,13 +1483,25 @@ impl Checker {
             self.mark_blocks_used(s, c);
         }
         if out.inline_dir {
-            self.dblist.push(DirBlock { ino, blk: 0, lblk: 0 });
+            self.dblist.push(DirBlock {
+                ino,
+                blk: 0,
+                lblk: 0,
+            });
             if inline_data_size(&out.raw, self.fs.inode_size).is_some_and(|s| s > 60) {
-                self.dblist.push(DirBlock { ino, blk: 0, lblk: 1 });
+                self.dblist.push(DirBlock {
+                    ino,
+                    blk: 0,
+                    lblk: 1,
+                });
             }
         } else if out.dir {
             for &(l, b) in &out.acc.dir_blocks {
-                self.dblist.push(DirBlock { ino, blk: b, lblk: l });
+                self.dblist.push(DirBlock {
+                    ino,
+                    blk: b,
+                    lblk: l,
+                });
             }
         }
         if let Some(n) = out.dx_blocks {
@@ -1488,7 +1538,8 @@ impl Checker {
             } else {
                 let block = self.fs.block(blk).map(<[u8]>::to_vec).unwrap_or_default();
                 let csum_ok = !self.fs.has_metadata_csum()
-                    || crate::format::xattr::verify_block_checksum(self.fs.seed, blk, &block).is_ok();
+                    || crate::format::xattr::verify_block_checksum(self.fs.seed, blk, &block)
+                        .is_ok();
                 let ea_inode_fs = self.fs.has_incompat(Incompat::EA_INODE);
                 let gen = out.raw.generation();
                 let verdict = check_ea_block(
@@ -1524,7 +1575,8 @@ impl Checker {
                             )
                         {
                             let mut b = block.clone();
-                            let _ = crate::format::xattr::set_block_checksum(self.fs.seed, blk, &mut b);
+                            let _ =
+                                crate::format::xattr::set_block_checksum(self.fs.seed, blk, &mut b);
                             self.write_block(blk, &b);
                         }
                         for r in ea_inode_refs {

@@ -543,9 +543,7 @@ impl MapWalk<'_, '_> {
         }
         let mut problem = None;
         let log_bs = fs.sb.f.log_block_size;
-        if self.is_dir
-            && !self.env.largedir
-            && blockcnt > (1i64 << (21u32.saturating_sub(log_bs)))
+        if self.is_dir && !self.env.largedir && blockcnt > (1i64 << (21u32.saturating_sub(log_bs)))
         {
             problem = Some(Code::ToobigDir);
         }

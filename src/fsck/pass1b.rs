@@ -76,7 +76,9 @@ fn fmt_time(t: u32) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if mo <= 2 { y + 1 } else { y };
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(mo - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
     format!("{wd} {mon} {d:2} {h:02}:{m:02}:{s:02} {y}")
 }
 
@@ -146,7 +148,13 @@ impl Checker {
                     ..PCtx::default()
                 };
                 self.fix(Code::DupBlocksInInode, &p);
-                inodes.insert(ino, DupInode { blocks: mine, dir: 0 });
+                inodes.insert(
+                    ino,
+                    DupInode {
+                        blocks: mine,
+                        dir: 0,
+                    },
+                );
             }
         }
         for (&b, d) in dups.iter_mut() {
@@ -162,7 +170,9 @@ impl Checker {
             if db.blk == 0 {
                 continue;
             }
-            let Some(b) = self.fs.block(db.blk) else { continue };
+            let Some(b) = self.fs.block(db.blk) else {
+                continue;
+            };
             for d in parse_dents(b, bs, bs) {
                 if wanted.contains(&d.inode) {
                     let name = &b[d.off + 8..d.off + 8 + d.name_len];
@@ -239,7 +249,13 @@ impl Checker {
                 match self.clone_file(ino, &mut dups) {
                     Ok(()) => continue,
                     Err(e) => {
-                        self.fix(Code::CloneError, &PCtx { str: e, ..PCtx::default() });
+                        self.fix(
+                            Code::CloneError,
+                            &PCtx {
+                                str: e,
+                                ..PCtx::default()
+                            },
+                        );
                     }
                 }
             }
@@ -267,7 +283,8 @@ impl Checker {
     /// occurrence its own copy) and rewrites the mapping.
     fn clone_file(&mut self, ino: u32, dups: &mut HashMap<u64, DupBlock>) -> Result<(), String> {
         let mut raw = self.fs.read_inode(ino);
-        let shared = |b: u64, dups: &HashMap<u64, DupBlock>| dups.get(&b).is_some_and(|d| d.count() > 1);
+        let shared =
+            |b: u64, dups: &HashMap<u64, DupBlock>| dups.get(&b).is_some_and(|d| d.count() > 1);
         if ino == BAD_INO {
             return Err("the bad block list cannot be cloned".into());
         }
@@ -291,7 +308,11 @@ impl Checker {
                 }
                 continue;
             }
-            let whole = if extent { self.new_blocks(r.pblk, r.len) } else { None };
+            let whole = if extent {
+                self.new_blocks(r.pblk, r.len)
+            } else {
+                None
+            };
             match whole {
                 Some(nb) => {
                     for k in 0..r.len {
@@ -349,7 +370,11 @@ impl Checker {
             ino,
             &mut raw,
             &mut |b, meta| {
-                let (q, i) = if meta { (&meta_q, &mut mi) } else { (&data_q, &mut di) };
+                let (q, i) = if meta {
+                    (&meta_q, &mut mi)
+                } else {
+                    (&data_q, &mut di)
+                };
                 match q.get(*i) {
                     Some(&(o, n)) if o == b => {
                         *i += 1;
@@ -401,7 +426,11 @@ impl Checker {
         if self.inode_dir.get(u64::from(ino)) {
             // Pass 2 must read the copies, not the shared blocks.
             let nm = mapping(&self.fs, &raw);
-            for db in self.dblist.iter_mut().filter(|d| d.ino == ino && d.blk != 0) {
+            for db in self
+                .dblist
+                .iter_mut()
+                .filter(|d| d.ino == ino && d.blk != 0)
+            {
                 if let Some(nb) = nm.bmap(u64::from(db.lblk)) {
                     db.blk = nb;
                 }

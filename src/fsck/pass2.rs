@@ -56,7 +56,8 @@ struct DxState {
 impl Checker {
     /// Pass 2.
     pub fn pass2(&mut self) {
-        self.rep.say_header("Pass 2: Checking directory structure\n");
+        self.rep
+            .say_header("Pass 2: Checking directory structure\n");
         if let Some(d) = self.dirs.get_mut(&2) {
             d.parent = 2;
         }
@@ -165,7 +166,8 @@ impl Checker {
                 }
             }
         }
-        if self.large_files > 0 && !self.fs.has_ro_compat(RoCompat::LARGE_FILE)
+        if self.large_files > 0
+            && !self.fs.has_ro_compat(RoCompat::LARGE_FILE)
             && self.fix(Code::FeatureLargeFiles, &PCtx::default())
         {
             let mut f = self.fs.sb.features();
@@ -201,7 +203,8 @@ impl Checker {
         let fs_bs = self.fs.bs;
         let csum_fs = self.fs.has_metadata_csum();
         let dir_raw = self.fs.read_inode(ino);
-        let inline = self.fs.has_incompat(Incompat::INLINE_DATA) && dir_raw.has_flag(fl::INLINE_DATA);
+        let inline =
+            self.fs.has_incompat(Incompat::INLINE_DATA) && dir_raw.has_flag(fl::INLINE_DATA);
         let mut inline_size = 0usize;
         let mut inline_ea_len = 0usize;
         if inline {
@@ -213,7 +216,10 @@ impl Checker {
                 None => inline_size = 60,
             }
         }
-        if db.blk == 0 && self.fs.has_incompat(Incompat::LARGEDIR) && !self.fs.has_incompat(Incompat::INLINE_DATA) {
+        if db.blk == 0
+            && self.fs.has_incompat(Incompat::LARGEDIR)
+            && !self.fs.has_incompat(Incompat::INLINE_DATA)
+        {
             return;
         }
         if db.blk == 0 && !inline {
@@ -267,7 +273,11 @@ impl Checker {
             };
             if self.fix(Code::BadInlineDirSize, &pi) {
                 // Truncate the second part when it cannot hold an entry.
-                let new_size = if inline_size > 60 && inline_size < 72 { 60 } else { inline_size & !3 };
+                let new_size = if inline_size > 60 && inline_size < 72 {
+                    60
+                } else {
+                    inline_size & !3
+                };
                 let mut r = dir_raw.clone();
                 r.set_size(new_size as u64);
                 self.write_inode(ino, &r);
@@ -305,7 +315,11 @@ impl Checker {
                         let reserved = get_u32(&buf, 24).unwrap_or(1);
                         let info_len = buf.get(29).copied().unwrap_or(0);
                         let levels = buf.get(30).copied().unwrap_or(0);
-                        let maxl = if self.fs.has_incompat(Incompat::LARGEDIR) { 3 } else { 2 };
+                        let maxl = if self.fs.has_incompat(Incompat::LARGEDIR) {
+                            3
+                        } else {
+                            2
+                        };
                         let hv = buf.get(28).copied().unwrap_or(0);
                         let unsigned = self.fs.sb.f.flags & 2 != 0;
                         st.hashversion = DxHashVersion::effective(hv, unsigned).ok();
@@ -375,7 +389,10 @@ impl Checker {
         let rl_bs = if inline { max_block_size } else { fs_bs };
         // Work on the area [base, base+max_block_size).
         let area_len = max_block_size;
-        let mut area: Vec<u8> = buf.get(base..base + area_len).map(<[u8]>::to_vec).unwrap_or_default();
+        let mut area: Vec<u8> = buf
+            .get(base..base + area_len)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         if area.len() < area_len {
             area.resize(area_len, 0);
         }
@@ -396,11 +413,26 @@ impl Checker {
                 } else {
                     rec_len_from_disk(get_u16(&area, offset + 4).unwrap_or(0), rl_bs)
                 };
-                let name_len = if offset + 6 < area.len() { usize::from(area[offset + 6]) } else { 0 };
+                let name_len = if offset + 6 < area.len() {
+                    usize::from(area[offset + 6])
+                } else {
+                    0
+                };
                 p.num = offset as u64;
-                if offset + rec_len > max_block_size || rec_len < 12 || rec_len % 4 != 0 || name_len + 8 > rec_len {
+                if offset + rec_len > max_block_size
+                    || rec_len < 12
+                    || rec_len % 4 != 0
+                    || name_len + 8 > rec_len
+                {
                     if self.fix(Code::DirCorrupted, &p) {
-                        salvage(&mut area, prev, &mut offset, max_block_size, self.fs.inodes_count, rl_bs);
+                        salvage(
+                            &mut area,
+                            prev,
+                            &mut offset,
+                            max_block_size,
+                            self.fs.inodes_count,
+                            rl_bs,
+                        );
                         modified = true;
                         continue;
                     }
@@ -482,7 +514,10 @@ impl Checker {
                         }
                     }
                 }
-                if !skip && self.inode_bad.get(u64::from(d_ino)) && self.process_bad_inode(ino, d_ino) {
+                if !skip
+                    && self.inode_bad.get(u64::from(d_ino))
+                    && self.process_bad_inode(ino, d_ino)
+                {
                     zero_entry(&mut area, offset, fake);
                     modified = true;
                     skip = true;
@@ -490,7 +525,8 @@ impl Checker {
                 if !skip {
                     let group = (d_ino - 1) / self.fs.ipg;
                     let gd = self.fs.groups[group as usize].clone();
-                    let first_unused = group * self.fs.ipg + 1 + self.fs.ipg - gd.itable_unused.min(self.fs.ipg);
+                    let first_unused =
+                        group * self.fs.ipg + 1 + self.fs.ipg - gd.itable_unused.min(self.fs.ipg);
                     p.group = group;
                     if self.fs.has_group_csum() && gd.has_flag(BG_INODE_UNINIT) {
                         p.path = self.dir_path(ino);
@@ -525,7 +561,9 @@ impl Checker {
                 if !skip && !fake {
                     if !encrypted {
                         let nl = usize::from(area[offset + 6]);
-                        let bad = area[offset + 8..offset + 8 + nl].iter().any(|&c| c == b'/' || c == 0);
+                        let bad = area[offset + 8..offset + 8 + nl]
+                            .iter()
+                            .any(|&c| c == b'/' || c == 0);
                         if bad {
                             p.path = self.dir_path(ino);
                             if self.fix(Code::BadName, &p) {
@@ -565,7 +603,11 @@ impl Checker {
                             p.num = u64::from(should);
                             p.num2 = u64::from(ft);
                             p.path = self.dir_path(ino);
-                            let code = if ft != 0 { Code::BadFiletype } else { Code::SetFiletype };
+                            let code = if ft != 0 {
+                                Code::BadFiletype
+                            } else {
+                                Code::SetFiletype
+                            };
                             if self.fix(code, &p) {
                                 area[offset + 7] = should;
                                 modified = true;
@@ -577,7 +619,9 @@ impl Checker {
                     // Hash range of a leaf.
                     if dx_here && is_leaf && dot_state > 1 {
                         if let Some(st) = dx.get_mut(&ino) {
-                            if let (Some(v), Some(b)) = (st.hashversion, st.blocks.get_mut(db.lblk as usize)) {
+                            if let (Some(v), Some(b)) =
+                                (st.hashversion, st.blocks.get_mut(db.lblk as usize))
+                            {
                                 if !self.inode_casefold.get(u64::from(ino)) {
                                     let (h, _) = dx_hash(v, &d_name, &self.fs.sb.f.hash_seed);
                                     b.min_hash = b.min_hash.min(h);
@@ -653,16 +697,22 @@ impl Checker {
                     p.name = String::new();
                     p.path = self.dir_path(ino);
                     if self.fix(Code::FinalReclen, &p) {
-                        area[lr + 4..lr + 6].copy_from_slice(&rec_len_to_disk(want as usize, rl_bs).to_le_bytes());
+                        area[lr + 4..lr + 6]
+                            .copy_from_slice(&rec_len_to_disk(want as usize, rl_bs).to_le_bytes());
                         modified = true;
                     }
                 }
             }
         }
-        if modified || (is_leaf && failed_csum && {
-            let q = PCtx { num: 0, ..p.clone() };
-            self.fix(Code::LeafNodeOnlyCsumInvalid, &q)
-        }) {
+        if modified
+            || (is_leaf && failed_csum && {
+                let q = PCtx {
+                    num: 0,
+                    ..p.clone()
+                };
+                self.fix(Code::LeafNodeOnlyCsumInvalid, &q)
+            })
+        {
             if !self.can_write() {
                 return;
             }
@@ -741,7 +791,11 @@ impl Checker {
                 }
                 area[off..off + 4].copy_from_slice(&ino.to_le_bytes());
                 area[off + 6] = 1;
-                area[off + 7] = if self.fs.has_incompat(Incompat::FILETYPE) { 0 } else { 0 };
+                area[off + 7] = if self.fs.has_incompat(Incompat::FILETYPE) {
+                    0
+                } else {
+                    0
+                };
                 area[off + 8] = b'.';
                 area[off + 9] = 0;
                 status = true;
@@ -764,7 +818,8 @@ impl Checker {
                     area[off + 4..off + 6].copy_from_slice(&12u16.to_le_bytes());
                     let n = off + 12;
                     area[n..n + 4].fill(0);
-                    area[n + 4..n + 6].copy_from_slice(&rec_len_to_disk(new_len, rl_bs).to_le_bytes());
+                    area[n + 4..n + 6]
+                        .copy_from_slice(&rec_len_to_disk(new_len, rl_bs).to_le_bytes());
                     area[n + 6] = 0;
                     area[n + 7] = 0;
                     status = true;
@@ -882,7 +937,11 @@ impl Checker {
         for i in 0..count {
             let prev_hash = hash;
             let eo = ent_off + 8 * i;
-            hash = if i == 0 { 0 } else { get_u32(buf, eo).unwrap_or(0) & !1 };
+            hash = if i == 0 {
+                0
+            } else {
+                get_u32(buf, eo).unwrap_or(0) & !1
+            };
             let blk = get_u32(buf, eo + 4).unwrap_or(0) & 0x0fff_ffff;
             if blk >= st.numblocks {
                 let q = PCtx {
@@ -965,7 +1024,14 @@ impl Checker {
                 not_fixed = true;
             }
         }
-        let problem = if !(raw.is_dir() || raw.is_reg() || raw.is_chr() || raw.is_blk() || raw.is_symlink() || raw.is_fifo() || raw.is_sock()) {
+        let problem = if !(raw.is_dir()
+            || raw.is_reg()
+            || raw.is_chr()
+            || raw.is_blk()
+            || raw.is_symlink()
+            || raw.is_fifo()
+            || raw.is_sock())
+        {
             Some(Code::BadMode)
         } else if raw.is_chr() && !device_ok(&raw) {
             Some(Code::BadCharDev)
@@ -1103,7 +1169,10 @@ impl Checker {
         }
         let mut raw = self.fs.read_inode(db.ino);
         let m = super::map::mapping(&self.fs, &raw);
-        let goal = m.runs.last().map_or(self.fs.first_data_block, |r| r.pblk + r.len);
+        let goal = m
+            .runs
+            .last()
+            .map_or(self.fs.first_data_block, |r| r.pblk + r.len);
         // bigalloc: a block whose logical cluster is already mapped goes in
         // that physical cluster (the cluster allocation rule).
         let cb = self.fs.cluster_bits;
@@ -1114,7 +1183,8 @@ impl Checker {
                 m.runs.iter().find_map(|r| {
                     let lo = r.lblk.max(lblk & !mask);
                     let hi = (r.lblk + r.len).min((lblk | mask) + 1);
-                    (lo < hi && r.pblk != 0).then(|| ((r.pblk + (lo - r.lblk)) & !mask) | (lblk & mask))
+                    (lo < hi && r.pblk != 0)
+                        .then(|| ((r.pblk + (lo - r.lblk)) & !mask) | (lblk & mask))
                 })
             })
             .flatten();
@@ -1127,14 +1197,25 @@ impl Checker {
         };
         let csum = self.fs.has_metadata_csum();
         let data = if db.lblk == 0 {
-            new_dir_block(self.fs.bs, csum, Some((db.ino, 2)), self.fs.has_incompat(Incompat::FILETYPE))
+            new_dir_block(
+                self.fs.bs,
+                csum,
+                Some((db.ino, 2)),
+                self.fs.has_incompat(Incompat::FILETYPE),
+            )
         } else {
             new_dir_block(self.fs.bs, csum, None, true)
         };
         let extra = match self.set_bmap(db.ino, &mut raw, u64::from(db.lblk), blk) {
             Ok(e) => e,
             Err(e) => {
-                self.fix(Code::CantExpandLpf, &PCtx { str: e, ..PCtx::default() });
+                self.fix(
+                    Code::CantExpandLpf,
+                    &PCtx {
+                        str: e,
+                        ..PCtx::default()
+                    },
+                );
                 if new_alloc == 1 {
                     self.free_block(blk);
                 }
@@ -1185,10 +1266,16 @@ fn insert_tail(block: &mut [u8]) -> bool {
     }
     if off != top {
         // Shrink the record that crosses into the tail area.
-        let Some(l) = last.or(Some(0)) else { return false };
+        let Some(l) = last.or(Some(0)) else {
+            return false;
+        };
         let target = if off > top || last.is_none() { l } else { l };
         let nl = usize::from(block[target + 6]);
-        let min = if get_u32(block, target).unwrap_or(0) == 0 { 12 } else { (8 + nl + 3) & !3 };
+        let min = if get_u32(block, target).unwrap_or(0) == 0 {
+            12
+        } else {
+            (8 + nl + 3) & !3
+        };
         if target + min > top {
             return false;
         }
@@ -1200,7 +1287,14 @@ fn insert_tail(block: &mut [u8]) -> bool {
 }
 
 /// `salvage_directory`.
-fn salvage(area: &mut [u8], prev: Option<usize>, offset: &mut usize, block_len: usize, inodes_count: u32, rl_bs: usize) {
+fn salvage(
+    area: &mut [u8],
+    prev: Option<usize>,
+    offset: &mut usize,
+    block_len: usize,
+    inodes_count: u32,
+    rl_bs: usize,
+) {
     let off = *offset;
     let (rec_len, name_len) = if block_len - off < 8 {
         (block_len - off, 0usize)

@@ -21,7 +21,8 @@ use super::problem::{escape_name, Code, PCtx};
 impl Checker {
     /// Pass 3.
     pub fn pass3(&mut self) {
-        self.rep.say_header("Pass 3: Checking directory connectivity\n");
+        self.rep
+            .say_header("Pass 3: Checking directory connectivity\n");
         self.check_root();
         if self.rep.should_stop() {
             return;
@@ -63,17 +64,34 @@ impl Checker {
             return;
         }
         let Some(blk) = self.new_block(self.fs.first_data_block) else {
-            self.fix(Code::CreateRootError, &PCtx { str: "no free block".into(), ..PCtx::default() });
+            self.fix(
+                Code::CreateRootError,
+                &PCtx {
+                    str: "no free block".into(),
+                    ..PCtx::default()
+                },
+            );
             return;
         };
         let raw = self.new_dir_inode(2, blk, 0o755);
         self.write_inode(2, &raw);
-        let data = new_dir_block(self.fs.bs, self.fs.has_metadata_csum(), Some((2, 2)), self.fs.has_incompat(Incompat::FILETYPE));
+        let data = new_dir_block(
+            self.fs.bs,
+            self.fs.has_metadata_csum(),
+            Some((2, 2)),
+            self.fs.has_incompat(Incompat::FILETYPE),
+        );
         self.write_dir_block(2, blk, data);
         self.inode_used.set(2);
         self.inode_dir.set(2);
         self.inode_changes.insert(2, (true, true));
-        self.dirs.insert(2, DirInfo { dotdot: 2, parent: 2 });
+        self.dirs.insert(
+            2,
+            DirInfo {
+                dotdot: 2,
+                parent: 2,
+            },
+        );
         if let Some(c) = self.link_count.get_mut(2) {
             *c = 2;
         }
@@ -134,7 +152,11 @@ impl Checker {
                 let p = PCtx {
                     ino: cur,
                     dir: dotdot,
-                    path: if dotdot != 0 { self.dir_path(dotdot) } else { "???".into() },
+                    path: if dotdot != 0 {
+                        self.dir_path(dotdot)
+                    } else {
+                        "???".into()
+                    },
                     ..PCtx::default()
                 };
                 if self.fix(Code::UnconnectedDir, &p) {
@@ -165,7 +187,11 @@ impl Checker {
                     ino2: di.dotdot,
                     dir: di.parent,
                     path: self.dir_path(d),
-                    path2: if di.dotdot != 0 { self.dir_path(di.dotdot) } else { "<0>".into() },
+                    path2: if di.dotdot != 0 {
+                        self.dir_path(di.dotdot)
+                    } else {
+                        "<0>".into()
+                    },
                     str: self.dir_path(di.parent),
                     ..PCtx::default()
                 };
@@ -232,12 +258,23 @@ impl Checker {
         };
         let Some(ino) = self.new_inode(2, true) else {
             self.free_block(blk);
-            self.fix(Code::CreateLpfError, &PCtx { str: "no free inode".into(), ..PCtx::default() });
+            self.fix(
+                Code::CreateLpfError,
+                &PCtx {
+                    str: "no free inode".into(),
+                    ..PCtx::default()
+                },
+            );
             return 0;
         };
         let raw = self.new_dir_inode(ino, blk, 0o700);
         self.write_inode(ino, &raw);
-        let data = new_dir_block(self.fs.bs, self.fs.has_metadata_csum(), Some((ino, 2)), self.fs.has_incompat(Incompat::FILETYPE));
+        let data = new_dir_block(
+            self.fs.bs,
+            self.fs.has_metadata_csum(),
+            Some((ino, 2)),
+            self.fs.has_incompat(Incompat::FILETYPE),
+        );
         self.write_dir_block(ino, blk, data);
         let mut r = self.link(2, name, ino, 2);
         if r == Err(true) {
@@ -246,10 +283,22 @@ impl Checker {
             }
         }
         if r.is_err() {
-            self.fix(Code::CreateLpfError, &PCtx { str: "cannot link /lost+found".into(), ..PCtx::default() });
+            self.fix(
+                Code::CreateLpfError,
+                &PCtx {
+                    str: "cannot link /lost+found".into(),
+                    ..PCtx::default()
+                },
+            );
             return 0;
         }
-        self.dirs.insert(ino, DirInfo { dotdot: 2, parent: 2 });
+        self.dirs.insert(
+            ino,
+            DirInfo {
+                dotdot: 2,
+                parent: 2,
+            },
+        );
         self.adjust_count(2, 1);
         if let Some(c) = self.link_count.get_mut(ino as usize) {
             *c = 2;
@@ -281,13 +330,26 @@ impl Checker {
                 return true;
             }
             if let Err(e) = self.expand_dir(lf) {
-                self.fix(Code::CantExpandLpf, &PCtx { str: e, ..PCtx::default() });
+                self.fix(
+                    Code::CantExpandLpf,
+                    &PCtx {
+                        str: e,
+                        ..PCtx::default()
+                    },
+                );
                 return true;
             }
             r = self.link(lf, name.as_bytes(), ino, ft);
         }
         if r.is_err() {
-            self.fix(Code::CantReconnect, &PCtx { ino, str: "no room".into(), ..PCtx::default() });
+            self.fix(
+                Code::CantReconnect,
+                &PCtx {
+                    ino,
+                    str: "no room".into(),
+                    ..PCtx::default()
+                },
+            );
             return true;
         }
         self.adjust_count(ino, 1);
@@ -301,7 +363,9 @@ impl Checker {
             return;
         }
         self.rep.say_header("Pass 3A: Optimizing directories\n");
-        let list: Vec<u32> = std::mem::take(&mut self.dirs_to_rehash).into_iter().collect();
+        let list: Vec<u32> = std::mem::take(&mut self.dirs_to_rehash)
+            .into_iter()
+            .collect();
         for ino in list {
             if !self.inode_dir.get(u64::from(ino)) {
                 continue;
@@ -325,12 +389,23 @@ impl Checker {
         // Collect the live entries (not "." and "..").
         let mut entries: Vec<(Vec<u8>, u32, u8)> = Vec::new();
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        let dotdot = self.dirs.get(&ino).map(|d| d.dotdot).filter(|&d| d != 0).unwrap_or(2);
+        let dotdot = self
+            .dirs
+            .get(&ino)
+            .map(|d| d.dotdot)
+            .filter(|&d| d != 0)
+            .unwrap_or(2);
         for &(lblk, pblk) in &blocks {
-            let Some(b) = self.fs.block(pblk) else { continue };
+            let Some(b) = self.fs.block(pblk) else {
+                continue;
+            };
             let b = b.to_vec();
             // Index blocks hold no names.
-            let end = if tail_status(&b) == TailStatus::Ok { bs - 12 } else { bs };
+            let end = if tail_status(&b) == TailStatus::Ok {
+                bs - 12
+            } else {
+                bs
+            };
             for d in parse_dents(&b, end, bs) {
                 if d.inode == 0 {
                     continue;
@@ -424,7 +499,11 @@ impl Checker {
 fn unique_name(name: &[u8], seen: &HashSet<Vec<u8>>) -> Vec<u8> {
     for i in 0..100_000u32 {
         let suffix = format!("~{i}").into_bytes();
-        let keep = name.len().saturating_sub(suffix.len()).max(1).min(name.len());
+        let keep = name
+            .len()
+            .saturating_sub(suffix.len())
+            .max(1)
+            .min(name.len());
         let mut n = name[..keep].to_vec();
         n.extend_from_slice(&suffix);
         if n.len() > 255 {

@@ -130,9 +130,17 @@ impl Checker {
         let isz = self.fs.inode_size;
         let extra = usize::from(raw.extra_isize(isz));
         let ea_magic = isz > 128 + extra + 4
-            && u32::from_le_bytes([raw[128 + extra], raw[129 + extra], raw[130 + extra], raw[131 + extra]])
-                == XATTR_MAGIC;
-        if raw.blocks_lo() == 0 && raw.blocks_hi() == 0 && !ea_magic && (raw.is_reg() || raw.is_dir()) {
+            && u32::from_le_bytes([
+                raw[128 + extra],
+                raw[129 + extra],
+                raw[130 + extra],
+                raw[131 + extra],
+            ]) == XATTR_MAGIC;
+        if raw.blocks_lo() == 0
+            && raw.blocks_hi() == 0
+            && !ea_magic
+            && (raw.is_reg() || raw.is_dir())
+        {
             if self.fix(Code::ZeroLenInode, &p) {
                 let mut r = raw.to_vec();
                 let is_dir = r.is_dir();

@@ -71,7 +71,9 @@ impl Checker {
             if loc == 0 || self.invalid_bb[g as usize] {
                 continue;
             }
-            let Some(b) = self.fs.block(loc) else { continue };
+            let Some(b) = self.fs.block(loc) else {
+                continue;
+            };
             for i in 0..(nbytes * 8).min(cpg as usize) {
                 if b[i / 8] & (1 << (i % 8)) != 0 {
                     d.set(base + i as u64);
@@ -119,7 +121,9 @@ impl Checker {
             if loc == 0 || self.invalid_ib[g as usize] {
                 continue;
             }
-            let Some(b) = self.fs.block(loc) else { continue };
+            let Some(b) = self.fs.block(loc) else {
+                continue;
+            };
             for i in 0..ipg as usize {
                 if b.get(i / 8).is_some_and(|x| x & (1 << (i % 8)) != 0) {
                     d.set(u64::from(g) * ipg + i as u64);
@@ -131,7 +135,8 @@ impl Checker {
 
     /// Pass 5.
     pub fn pass5(&mut self) {
-        self.rep.say_header("Pass 5: Checking group summary information\n");
+        self.rep
+            .say_header("Pass 5: Checking group summary information\n");
         self.check_block_bitmaps();
         if self.rep.should_stop() {
             return;
@@ -243,7 +248,11 @@ impl Checker {
             let end = (start + cpg).min(nclusters);
             let mut free = 0u64;
             for c in start..end {
-                let used = if fixed { self.found_cluster(c) } else { disk.get(c) };
+                let used = if fixed {
+                    self.found_cluster(c)
+                } else {
+                    disk.get(c)
+                };
                 if !used {
                     free += 1;
                 }
@@ -328,7 +337,8 @@ impl Checker {
             if old.as_deref() != Some(&buf[..]) {
                 self.write_meta_block(loc, &buf);
             }
-            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].block_bitmap_csum != stored {
+            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].block_bitmap_csum != stored
+            {
                 self.fs.groups[g as usize].block_bitmap_csum = stored;
                 self.fs.mark_gd_dirty();
             }
@@ -362,7 +372,8 @@ impl Checker {
             if old.as_deref() != Some(&buf[..]) {
                 self.write_meta_block(loc, &buf);
             }
-            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].inode_bitmap_csum != stored {
+            if self.fs.has_metadata_csum() && self.fs.groups[g as usize].inode_bitmap_csum != stored
+            {
                 self.fs.groups[g as usize].inode_bitmap_csum = stored;
                 self.fs.mark_gd_dirty();
             }
@@ -379,7 +390,9 @@ impl Checker {
                 continue;
             }
             let start = u64::from(g) * ipg + 1;
-            if self.inode_used.any_in(start, start + ipg) && self.fix(Code::InodeUninit, &PCtx::group(g)) {
+            if self.inode_used.any_in(start, start + ipg)
+                && self.fix(Code::InodeUninit, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].flags &= !BG_INODE_UNINIT;
                 self.fs.mark_gd_dirty();
             }
@@ -427,7 +440,11 @@ impl Checker {
             let mut free = 0u64;
             let mut dirs = 0u64;
             for i in start..(start + ipg).min(n) {
-                let used = if fixed { self.inode_used.get(i + 1) } else { disk.get(i) };
+                let used = if fixed {
+                    self.inode_used.get(i + 1)
+                } else {
+                    disk.get(i)
+                };
                 if !used {
                     free += 1;
                 } else if self.inode_dir.get(i + 1) {
@@ -500,9 +517,17 @@ impl Checker {
         };
         for g in 0..self.fs.groups_count() {
             let (uninit, loc, invalid) = if inode {
-                (self.inode_uninit_honored(g), self.fs.groups[g as usize].inode_bitmap, self.invalid_ib[g as usize])
+                (
+                    self.inode_uninit_honored(g),
+                    self.fs.groups[g as usize].inode_bitmap,
+                    self.invalid_ib[g as usize],
+                )
             } else {
-                (self.block_uninit_honored(g), self.fs.groups[g as usize].block_bitmap, self.invalid_bb[g as usize])
+                (
+                    self.block_uninit_honored(g),
+                    self.fs.groups[g as usize].block_bitmap,
+                    self.invalid_bb[g as usize],
+                )
             };
             if uninit || invalid || loc == 0 {
                 continue;
@@ -568,9 +593,13 @@ impl Checker {
                 continue;
             }
             let gd = self.fs.groups[g as usize].clone();
-            let Some(b) = self.fs.block(gd.inode_bitmap) else { continue };
+            let Some(b) = self.fs.block(gd.inode_bitmap) else {
+                continue;
+            };
             let want = stored_bitmap_csum(bitmap_csum(self.fs.seed, b, ipg_bytes), ds);
-            if want != gd.inode_bitmap_csum && self.fix(Code::InodeBitmapCsumInvalid, &PCtx::group(g)) {
+            if want != gd.inode_bitmap_csum
+                && self.fix(Code::InodeBitmapCsumInvalid, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].inode_bitmap_csum = want;
                 self.fs.mark_gd_dirty();
             }
@@ -580,9 +609,13 @@ impl Checker {
                 continue;
             }
             let gd = self.fs.groups[g as usize].clone();
-            let Some(b) = self.fs.block(gd.block_bitmap) else { continue };
+            let Some(b) = self.fs.block(gd.block_bitmap) else {
+                continue;
+            };
             let want = stored_bitmap_csum(bitmap_csum(self.fs.seed, b, cpg_bytes), ds);
-            if want != gd.block_bitmap_csum && self.fix(Code::BlockBitmapCsumInvalid, &PCtx::group(g)) {
+            if want != gd.block_bitmap_csum
+                && self.fix(Code::BlockBitmapCsumInvalid, &PCtx::group(g))
+            {
                 self.fs.groups[g as usize].block_bitmap_csum = want;
                 self.fs.mark_gd_dirty();
             }

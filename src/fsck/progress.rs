@@ -46,7 +46,12 @@ pub fn report(pass: u32, cur: u64, total: u64) {
     let Some(st) = guard.as_mut() else { return };
     let now = Instant::now();
     let final_update = cur >= total;
-    if st.last_pass == pass && !final_update && st.last.is_some_and(|t| now - t < Duration::from_millis(100)) {
+    if st.last_pass == pass
+        && !final_update
+        && st
+            .last
+            .is_some_and(|t| now - t < Duration::from_millis(100))
+    {
         return;
     }
     st.last = Some(now);
@@ -54,7 +59,11 @@ pub fn report(pass: u32, cur: u64, total: u64) {
     if st.fd == 0 {
         let p = pass.min(5) as usize;
         let before: f64 = WEIGHTS[1..p].iter().sum();
-        let frac = if total == 0 { 1.0 } else { cur as f64 / total as f64 };
+        let frac = if total == 0 {
+            1.0
+        } else {
+            cur as f64 / total as f64
+        };
         let pct = (before + WEIGHTS[p] * frac.min(1.0)).min(100.0);
         let width = 40usize;
         let filled = ((pct / 100.0) * width as f64) as usize;

@@ -33,7 +33,8 @@ impl Checker {
         let ng = self.fs.groups_count();
         let ipg = self.fs.ipg;
         let want_inodes = u64::from(ng) * u64::from(ipg);
-        if u64::from(self.fs.sb.f.inodes_count) != want_inodes && want_inodes <= u64::from(u32::MAX) {
+        if u64::from(self.fs.sb.f.inodes_count) != want_inodes && want_inodes <= u64::from(u32::MAX)
+        {
             let p = PCtx {
                 num: u64::from(self.fs.sb.f.inodes_count),
                 num2: want_inodes,
@@ -45,7 +46,9 @@ impl Checker {
                 self.fs.mark_sb_dirty();
             }
         }
-        if self.fs.has_incompat(Incompat::META_BG) && self.fs.sb.f.first_meta_bg > self.fs.geo.gdt_blocks {
+        if self.fs.has_incompat(Incompat::META_BG)
+            && self.fs.sb.f.first_meta_bg > self.fs.geo.gdt_blocks
+        {
             let p = PCtx {
                 num: u64::from(self.fs.sb.f.first_meta_bg),
                 num2: u64::from(self.fs.geo.gdt_blocks),
@@ -61,7 +64,10 @@ impl Checker {
                 self.fs.mark_gd_dirty();
             }
         }
-        if self.fs.hurd && self.fs.has_incompat(Incompat::FILETYPE) && self.fix(Code::HurdClearFiletype, &PCtx::default()) {
+        if self.fs.hurd
+            && self.fs.has_incompat(Incompat::FILETYPE)
+            && self.fix(Code::HurdClearFiletype, &PCtx::default())
+        {
             let mut f = self.fs.sb.features();
             f.incompat &= !Incompat::FILETYPE;
             self.fs.sb.set_features(f);
@@ -121,7 +127,10 @@ impl Checker {
                 self.invalid_ib[gi] = true;
                 self.invalid_bitmaps += 1;
             }
-            let it_end = gd.inode_table.saturating_add(u64::from(self.fs.itable_blocks)).saturating_sub(1);
+            let it_end = gd
+                .inode_table
+                .saturating_add(u64::from(self.fs.itable_blocks))
+                .saturating_sub(1);
             if gd.inode_table < first || it_end > last {
                 let p = PCtx {
                     group: g,
@@ -162,7 +171,11 @@ impl Checker {
         for g in 0..ng {
             let gi = g as usize;
             let gd = self.fs.groups[gi].clone();
-            if !csum && (gd.has_flag(BG_BLOCK_UNINIT) || gd.has_flag(BG_INODE_UNINIT) || gd.itable_unused != 0) {
+            if !csum
+                && (gd.has_flag(BG_BLOCK_UNINIT)
+                    || gd.has_flag(BG_INODE_UNINIT)
+                    || gd.itable_unused != 0)
+            {
                 if self.fix(Code::GdtUninit, &PCtx::group(g)) {
                     let d = &mut self.fs.groups[gi];
                     d.flags &= !(BG_BLOCK_UNINIT | BG_INODE_UNINIT);
@@ -170,7 +183,10 @@ impl Checker {
                     self.fs.mark_gd_dirty();
                 }
             }
-            if g == ng - 1 && gd.has_flag(BG_BLOCK_UNINIT) && self.fix(Code::BbUninitLast, &PCtx::group(g)) {
+            if g == ng - 1
+                && gd.has_flag(BG_BLOCK_UNINIT)
+                && self.fix(Code::BbUninitLast, &PCtx::group(g))
+            {
                 self.fs.groups[gi].flags &= !BG_BLOCK_UNINIT;
                 self.fs.mark_gd_dirty();
             }
@@ -188,7 +204,8 @@ impl Checker {
         }
         // Superblock totals follow the groups (silently, as e2fsck does).
         if self.can_write()
-            && (free_blocks != self.fs.sb.free_blocks_count() || free_inodes != u64::from(self.fs.sb.f.free_inodes_count))
+            && (free_blocks != self.fs.sb.free_blocks_count()
+                || free_inodes != u64::from(self.fs.sb.f.free_inodes_count))
             && free_blocks <= self.fs.blocks_count
             && free_inodes <= u64::from(self.fs.inodes_count)
         {
@@ -208,7 +225,15 @@ impl Checker {
             if ino == 0 {
                 continue;
             }
-            let bad = ino == 1 || ino == 2 || ino == 5 || ino == 6 || ino == 7 || ino == 8 || ino == 9 || ino == 10 || ino > n;
+            let bad = ino == 1
+                || ino == 2
+                || ino == 5
+                || ino == 6
+                || ino == 7
+                || ino == 8
+                || ino == 9
+                || ino == 10
+                || ino > n;
             if bad {
                 let p = PCtx {
                     ino,
@@ -271,7 +296,9 @@ impl Checker {
             return;
         };
         if !resize {
-            if (0..15).any(|i| raw.block_word(i) != 0) && self.fix(Code::ClearResizeInode, &PCtx::ino(7)) {
+            if (0..15).any(|i| raw.block_word(i) != 0)
+                && self.fix(Code::ClearResizeInode, &PCtx::ino(7))
+            {
                 let z = vec![0u8; self.fs.inode_size];
                 self.write_inode(7, &z);
             }
@@ -295,18 +322,27 @@ impl Checker {
         {
             return false;
         }
-        let Some(db) = fs.block(dind) else { return false };
+        let Some(db) = fs.block(dind) else {
+            return false;
+        };
         let per = fs.bs / 4;
         let mut gdt_off = fs.geo.gdt_blocks as usize;
         let mut pblk = fs.group_sb_block(0) + 1 + u64::from(fs.geo.gdt_blocks);
         let rsv = u64::from(fs.sb.f.reserved_gdt_blocks);
         for _ in 0..rsv {
             gdt_off %= per;
-            let v = u64::from(u32::from_le_bytes([db[4 * gdt_off], db[4 * gdt_off + 1], db[4 * gdt_off + 2], db[4 * gdt_off + 3]]));
+            let v = u64::from(u32::from_le_bytes([
+                db[4 * gdt_off],
+                db[4 * gdt_off + 1],
+                db[4 * gdt_off + 2],
+                db[4 * gdt_off + 3],
+            ]));
             if v != pblk {
                 return false;
             }
-            let Some(ib) = fs.block(pblk) else { return false };
+            let Some(ib) = fs.block(pblk) else {
+                return false;
+            };
             let mut ind_off = 0usize;
             for g in 1..fs.groups_count() {
                 if !fs.geo.has_super(g) {
@@ -316,7 +352,12 @@ impl Checker {
                     break;
                 }
                 let expect = pblk + u64::from(g) * u64::from(fs.bpg);
-                let v = u64::from(u32::from_le_bytes([ib[4 * ind_off], ib[4 * ind_off + 1], ib[4 * ind_off + 2], ib[4 * ind_off + 3]]));
+                let v = u64::from(u32::from_le_bytes([
+                    ib[4 * ind_off],
+                    ib[4 * ind_off + 1],
+                    ib[4 * ind_off + 2],
+                    ib[4 * ind_off + 3],
+                ]));
                 if v != expect {
                     return false;
                 }
@@ -341,9 +382,13 @@ impl Checker {
         let gdt = u64::from(fs.geo.gdt_blocks);
         let first = fs.group_sb_block(0);
         let bpg = u64::from(fs.bpg);
-        let backups: Vec<u32> = (1..fs.groups_count()).filter(|&g| fs.geo.has_super(g)).collect();
+        let backups: Vec<u32> = (1..fs.groups_count())
+            .filter(|&g| fs.geo.has_super(g))
+            .collect();
         let bs = fs.bs;
-        let Some(dind) = self.new_block(first + 1 + gdt + rsv) else { return };
+        let Some(dind) = self.new_block(first + 1 + gdt + rsv) else {
+            return;
+        };
         let mut dbuf = vec![0u8; bs];
         let mut used = 1u64;
         for i in 0..rsv {
@@ -380,10 +425,17 @@ impl Checker {
         let sbf = self.fs.sb.f.clone();
         let has_journal = self.fs.has_compat(Compat::HAS_JOURNAL);
         let recover = self.fs.has_incompat(Incompat::RECOVER);
-        if !has_journal && !recover && sbf.journal_inum == 0 && sbf.journal_dev == 0 && sbf.journal_uuid.iter().all(|&b| b == 0) {
+        if !has_journal
+            && !recover
+            && sbf.journal_inum == 0
+            && sbf.journal_dev == 0
+            && sbf.journal_uuid.iter().all(|&b| b == 0)
+        {
             return JournalVerdict::Ok;
         }
-        if sbf.journal_inum == 0 && (sbf.journal_dev != 0 || sbf.journal_uuid.iter().any(|&b| b != 0)) {
+        if sbf.journal_inum == 0
+            && (sbf.journal_dev != 0 || sbf.journal_uuid.iter().any(|&b| b != 0))
+        {
             if has_journal || recover {
                 self.fix(Code::JournalExternal, &PCtx::default());
                 return JournalVerdict::Fatal;
@@ -414,7 +466,13 @@ impl Checker {
                     self.recreate_journal = has_journal;
                     return JournalVerdict::Ok;
                 }
-                self.fix(Code::JournalBadSuper, &PCtx { str: "invalid journal inode".into(), ..PCtx::default() });
+                self.fix(
+                    Code::JournalBadSuper,
+                    &PCtx {
+                        str: "invalid journal inode".into(),
+                        ..PCtx::default()
+                    },
+                );
                 return JournalVerdict::Fatal;
             } else if recover {
                 if self.fix(Code::JournalRecoverSet, &PCtx::default()) {
@@ -439,9 +497,15 @@ impl Checker {
             Err(e) => Some(e.to_string()),
             Ok(j) => {
                 if j.blocksize != self.fs.bs as u32 {
-                    Some(format!("block size {} differs from the file system's", j.blocksize))
+                    Some(format!(
+                        "block size {} differs from the file system's",
+                        j.blocksize
+                    ))
                 } else if u64::from(j.maxlen) > total {
-                    Some(format!("s_maxlen {} beyond the journal file ({total} blocks)", j.maxlen))
+                    Some(format!(
+                        "s_maxlen {} beyond the journal file ({total} blocks)",
+                        j.maxlen
+                    ))
                 } else if j.first == 0 || j.first >= j.maxlen {
                     Some(format!("s_first {}", j.first))
                 } else if !j.unknown_incompat().is_empty() {
@@ -454,10 +518,14 @@ impl Checker {
         };
         if let Some(why) = problem {
             if has_journal {
-                let p = PCtx { str: why, ..PCtx::default() };
+                let p = PCtx {
+                    str: why,
+                    ..PCtx::default()
+                };
                 if self.fix(Code::JournalBadSuper, &p) {
                     let n = u32::try_from(total.min(u64::from(u32::MAX))).unwrap_or(0);
-                    let fresh = JournalSuperblock::new_internal(self.fs.bs as u32, n, self.fs.sb.f.uuid, 0);
+                    let fresh =
+                        JournalSuperblock::new_internal(self.fs.bs as u32, n, self.fs.sb.f.uuid, 0);
                     if let Ok(mut b) = fresh.to_block() {
                         b.resize(self.fs.bs, 0);
                         self.write_block(jblk, &b);
@@ -469,7 +537,9 @@ impl Checker {
             }
             return JournalVerdict::Ok;
         }
-        let Ok(j) = jsb else { return JournalVerdict::Ok };
+        let Ok(j) = jsb else {
+            return JournalVerdict::Ok;
+        };
         if !has_journal {
             if self.fix(Code::JournalHasJournal, &PCtx::default()) {
                 self.fs.sb.f.journal_inum = 0;
@@ -533,7 +603,11 @@ impl Checker {
         runs.sort_by_key(|r| r.lblk);
         let mut next = 0u64;
         for r in runs {
-            if r.lblk != next || r.pblk == 0 || !self.fs.valid_block(r.pblk) || !self.fs.valid_block(r.pblk + r.len - 1) {
+            if r.lblk != next
+                || r.pblk == 0
+                || !self.fs.valid_block(r.pblk)
+                || !self.fs.valid_block(r.pblk + r.len - 1)
+            {
                 break;
             }
             next = r.lblk + r.len;
@@ -560,11 +634,14 @@ impl Checker {
         if !self.fix(Code::RecreateJournal, &PCtx::default()) {
             return;
         }
-        let Some(n) = default_journal_blocks(self.fs.blocks_count) else { return };
+        let Some(n) = default_journal_blocks(self.fs.blocks_count) else {
+            return;
+        };
         let extents = self.fs.has_incompat(Incompat::EXTENTS);
         let goal = self.fs.first_data_block + (self.fs.blocks_count - self.fs.first_data_block) / 2;
         let Some(start) = self.new_blocks(goal, u64::from(n)) else {
-            self.rep.say("fsck.fext: not enough contiguous space for a journal\n");
+            self.rep
+                .say("fsck.fext: not enough contiguous space for a journal\n");
             return;
         };
         self.rep.say(&format!("Creating journal ({n} blocks):  "));
@@ -634,7 +711,8 @@ impl Checker {
         self.fs.refresh();
         self.fs.mark_sb_dirty();
         self.fs.write_backups = true;
-        self.rep.say(" Done.\n\n*** journal has been regenerated ***\n");
+        self.rep
+            .say(" Done.\n\n*** journal has been regenerated ***\n");
     }
 
     /// `release_orphan_inodes` (read-write runs only): frees the inodes of
@@ -660,7 +738,11 @@ impl Checker {
             let links = raw.links();
             let p = PCtx {
                 ino,
-                str: if links != 0 { "Truncating".into() } else { "Clearing".into() },
+                str: if links != 0 {
+                    "Truncating".into()
+                } else {
+                    "Clearing".into()
+                },
                 num: u64::from(raw.uid()),
                 num2: u64::from(raw.gid()),
                 blk: raw.size(),
@@ -716,13 +798,16 @@ impl Checker {
             return;
         }
         let Some(b) = self.new_blocks(goal, n) else {
-            self.rep.say(&format!("Cannot allocate {n} block(s) in group {g} for the {name}\n"));
+            self.rep.say(&format!(
+                "Cannot allocate {n} block(s) in group {g} for the {name}\n"
+            ));
             return;
         };
         for x in b..b + n {
             self.block_meta.set(x);
         }
-        self.rep.say(&format!("Relocating group {g}'s {name} to {b}...\n"));
+        self.rep
+            .say(&format!("Relocating group {g}'s {name} to {b}...\n"));
         let zero = vec![0u8; self.fs.bs];
         for x in b..b + n {
             self.write_meta_block(x, &zero);

@@ -68,7 +68,9 @@ struct RawEntry<'a> {
 
 fn read_entry(area: &[u8], off: usize) -> Option<RawEntry<'_>> {
     let name_len = usize::from(get_u8(area, off)?);
-    let name = area.get(off + ENTRY_LEN..off + ENTRY_LEN + name_len).unwrap_or(&[]);
+    let name = area
+        .get(off + ENTRY_LEN..off + ENTRY_LEN + name_len)
+        .unwrap_or(&[]);
     Some(RawEntry {
         name_len,
         name_index: get_u8(area, off + 1)?,
@@ -190,7 +192,18 @@ pub fn check_inode_extra_space(
     }
     let hstart = 128 + extra;
     if get_u32(raw, hstart) == Some(XATTR_MAGIC) {
-        dirty |= check_ea_in_inode(fs, ask, ino, raw, hstart, inode_size, ea_inode_fs, inodes_count, first_ino, result);
+        dirty |= check_ea_in_inode(
+            fs,
+            ask,
+            ino,
+            raw,
+            hstart,
+            inode_size,
+            ea_inode_fs,
+            inodes_count,
+            first_ino,
+            result,
+        );
     }
     // Timestamps with the old (invalid) pre-1970 encoding: only meaningful
     // before 2242; the check is a fix e2fsck offers as NO_OK.
@@ -251,9 +264,7 @@ fn check_ea_in_inode(
                 break;
             }
             let vstart = 4 + e.value_offs;
-            let value = area
-                .get(vstart..vstart + pad4(e.value_size))
-                .unwrap_or(&[]);
+            let value = area.get(vstart..vstart + pad4(e.value_size)).unwrap_or(&[]);
             if e.hash != 0 && !hash_ok(e.hash, e.name, value) {
                 problem = Some((Code::AttrHash, u64::from(e.hash)));
                 break;
@@ -261,7 +272,16 @@ fn check_ea_in_inode(
             remain -= e.value_size;
         } else {
             let _ = (ea_inode_fs, inodes_count, first_ino);
-            match check_large_ea_inode(fs, ask, ino, raw.generation(), e.name, e.value_inum, e.value_size, e.hash) {
+            match check_large_ea_inode(
+                fs,
+                ask,
+                ino,
+                raw.generation(),
+                e.name,
+                e.value_inum,
+                e.value_size,
+                e.hash,
+            ) {
                 LargeEa::Ok(q) => {
                     quota += q;
                     refs.push(e.value_inum);
@@ -410,7 +430,16 @@ pub fn check_ea_block(
             }
         } else {
             let _ = (ea_inode_fs, inodes_count, first_ino);
-            match check_large_ea_inode(fs, ask, ino, ino_gen, e.name, e.value_inum, e.value_size, e.hash) {
+            match check_large_ea_inode(
+                fs,
+                ask,
+                ino,
+                ino_gen,
+                e.name,
+                e.value_inum,
+                e.value_size,
+                e.hash,
+            ) {
                 LargeEa::Ok(q) => {
                     quota += q;
                     refs.push(e.value_inum);
@@ -421,7 +450,10 @@ pub fn check_ea_block(
                     set_flag.push(e.value_inum);
                 }
                 LargeEa::Bad(c, n) => {
-                    let pe = PCtx { num: n, ..p.clone() };
+                    let pe = PCtx {
+                        num: n,
+                        ..p.clone()
+                    };
                     if ask.fix(c, &pe) {
                         return EaBlock::Clear;
                     }
@@ -490,7 +522,8 @@ pub fn ibody_has_attr(raw: &[u8], inode_size: usize, index: u8, name: &[u8]) -> 
     }
     let mut off = 4usize;
     let mut steps = 0;
-    while off + ENTRY_LEN <= area.len() && get_u32(area, off).is_some_and(|w| w != 0) && steps < 256 {
+    while off + ENTRY_LEN <= area.len() && get_u32(area, off).is_some_and(|w| w != 0) && steps < 256
+    {
         steps += 1;
         let Some(e) = read_entry(area, off) else {
             return false;
@@ -510,7 +543,10 @@ pub fn block_has_attr(block: &[u8], index: u8, name: &[u8]) -> bool {
     }
     let mut off = 32usize;
     let mut steps = 0;
-    while off + ENTRY_LEN <= block.len() && get_u32(block, off).is_some_and(|w| w != 0) && steps < 4096 {
+    while off + ENTRY_LEN <= block.len()
+        && get_u32(block, off).is_some_and(|w| w != 0)
+        && steps < 4096
+    {
         steps += 1;
         let Some(e) = read_entry(block, off) else {
             return false;

@@ -60,7 +60,10 @@ pub fn read_bytes(image: &Path, offset: u64, len: usize) -> Vec<u8> {
 
 /// Writes `data` at `offset` of the image file.
 pub fn write_bytes(image: &Path, offset: u64, data: &[u8]) {
-    let f = OpenOptions::new().write(true).open(image).expect("open image rw");
+    let f = OpenOptions::new()
+        .write(true)
+        .open(image)
+        .expect("open image rw");
     f.write_all_at(data, offset).expect("write image");
     f.sync_all().expect("sync image");
 }
@@ -102,7 +105,10 @@ pub fn inode_of(image: &Path, path: &str) -> u32 {
 pub fn blocks_of(image: &Path, path: &str) -> Vec<u64> {
     debugfs_r(image, &format!("blocks {path}"))
         .split_whitespace()
-        .map(|n| n.parse().unwrap_or_else(|_| panic!("debugfs blocks {path}: {n}")))
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("debugfs blocks {path}: {n}"))
+        })
         .collect()
 }
 
@@ -122,7 +128,10 @@ pub fn assert_damaged(image: &Path) -> Output {
         out.stdout,
         out.stderr
     );
-    assert!(fs::read(image).expect("read image") == before, "-n changed the image");
+    assert!(
+        fs::read(image).expect("read image") == before,
+        "-n changed the image"
+    );
     out
 }
 
