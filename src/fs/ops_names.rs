@@ -533,16 +533,16 @@ impl State {
         self.read_data(ino, 0, size as u32)
     }
 
-    /// Releases an inode whose names and opens are all gone.
+    /// Releases an inode whose names, opens and kernel references are all
+    /// gone.
     pub fn maybe_release(&mut self, ino: u32) -> FsResult<()> {
         let Some(st) = self.inodes.get(&ino) else {
             return Ok(());
         };
-        // Lookup references alone do not keep an unnamed inode: with no name
-        // and no open file nothing can reach its content any more (the
-        // kernel forgets it soon; a late request finds it gone), and the
-        // space must be free at once, as on ext4.
-        if st.inode.links_count == 0 && st.open_count == 0 {
+        // The kernel may still open an inode it has looked up (LOOKUP and
+        // OPEN are separate requests), so lookup references keep it too,
+        // until FORGET.
+        if st.inode.links_count == 0 && st.open_count == 0 && st.nlookup == 0 {
             self.free_inode_fully(ino)?;
         }
         Ok(())
