@@ -1,18 +1,22 @@
 //! The image a mounted file system lives in: a regular file or a block
 //! device, memory-mapped whole.
 //!
-//! Reads are served straight from the mapping. Writes reach the mapping
-//! only through the write-back path of the block cache; [`Image::flush`]
-//! then makes them durable with msync and fdatasync. A read-only image is
-//! mapped read-only, so a bug can never write to it.
+//! Reads are served straight from the mapping. Writes come only from the
+//! write-back path of the block cache and go through pwrite(2) on the
+//! file, not through the mapping: both share the page cache, so the
+//! mapping sees them at once, and a failing write (ENOSPC on the file
+//! system holding a sparse image, EIO) comes back as an error, which the
+//! cache keeps its dirty blocks for and fsync reports, instead of a SIGBUS
+//! that would kill the daemon with the data. [`Image::flush`] then makes
+//! them durable with msync and fdatasync. A read-only image is mapped
+//! read-only, so a bug can never write to it.
 //!
-//! I/O errors of the underlying file surface as SIGBUS on a mapping access;
-//! the daemon installs no handler yet (see DESIGN.md's traps): a failing
-//! disk stops the daemon instead of returning EIO.
+//! I/O errors met while *reading* the mapping still surface as SIGBUS;
+//! the daemon installs no handler for those yet (see DESIGN.md's traps).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -59,6 +63,25 @@ impl Image {
         Ok(Image { file, map })
     }
 
+    /// Takes an advisory lock on the image file for the life of this
+    /// `Image` (exclusive for a writable mount, shared for a read-only one),
+    /// so a second daemon cannot mount the same image for writing, and
+    /// `flock IMAGE true` waits until the daemon has written back and
+    /// exited. EWOULDBLOCK when another holder conflicts.
+    pub fn lock(&self, exclusive: bool) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        // SAFETY: flock on a descriptor this Image owns.
+        if unsafe { libc::flock(self.file.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The whole image.
     pub fn bytes(&self) -> &[u8] {
         match &self.map {
@@ -79,18 +102,18 @@ impl Image {
         matches!(self.map, Mapping::ReadWrite(_))
     }
 
-    /// Copies `data` into the mapping at byte `offset`.
+    /// Writes `data` into the image at byte `offset` (pwrite; see the
+    /// module notes for why not through the mapping).
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let Mapping::ReadWrite(m) = &mut self.map else {
+        let Mapping::ReadWrite(m) = &self.map else {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         };
         let start = usize::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
-        let end = start
+        start
             .checked_add(data.len())
             .filter(|&e| e <= m.len())
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
-        m[start..end].copy_from_slice(data);
-        Ok(())
+        self.file.write_all_at(data, offset)
     }
 
     /// Makes everything written so far durable: msync of the mapping, then

@@ -22,6 +22,14 @@ struct Cli {
     /// Stay in the foreground
     #[arg(short = 'f')]
     foreground: bool,
+    /// Accepted for mount(8), which passes them to mount helpers
+    /// (no mtab, sloppy options, verbose): ignored
+    #[arg(short = 'n', hide = true)]
+    _no_mtab: bool,
+    #[arg(short = 's', hide = true)]
+    _sloppy: bool,
+    #[arg(short = 'v', hide = true)]
+    _verbose: bool,
     /// The image file or block device
     image: PathBuf,
     /// Where to mount it

@@ -4,15 +4,16 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fext::mkfs::format::{make_filesystem, Progress};
 use fext::mkfs::options::{parse_feature_edits, parse_size, parse_uuid, FsType, MkfsOptions};
-use fext::mkfs::random::format_uuid;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "mkfs.fext",
+    bin_name = "mkfs.fext",
     version,
     about = "Create an ext2/ext3/ext4 file system in an image file or on a block device"
 )]
@@ -71,9 +72,45 @@ struct Cli {
     size: Option<String>,
 }
 
-/// Progress on stdout like mke2fs: step names, "done" at the end of each.
+/// Progress on stdout like mke2fs: step names, "done" at the end of each,
+/// and on a terminal a live "groups done/total" counter while a step runs
+/// (rewritten in place with backspaces). `-q` prints nothing but errors
+/// and warnings, which go to stderr.
 struct Console {
     quiet: bool,
+    /// Whether stdout is a terminal: only then are counters shown.
+    tty: bool,
+    /// When the counter was last drawn, if it is on screen.
+    last_count: Option<Instant>,
+    /// Width of the counter on screen.
+    count_width: usize,
+    /// A step was announced and not finished (its line is open).
+    in_step: bool,
+}
+
+/// Least time between two counter updates.
+const COUNT_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Console {
+    fn new(quiet: bool, tty: bool) -> Console {
+        Console {
+            quiet,
+            tty,
+            last_count: None,
+            count_width: 0,
+            in_step: false,
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        // A step that failed leaves its line open: end it, so the error
+        // message starts on a line of its own.
+        if self.in_step && !self.quiet {
+            println!();
+        }
+    }
 }
 
 impl Progress for Console {
@@ -82,16 +119,47 @@ impl Progress for Console {
             print!("{what}: ");
             let _ = std::io::stdout().flush();
         }
+        self.in_step = true;
+        self.last_count = None;
+        self.count_width = 0;
+    }
+    fn count(&mut self, done: u64, total: u64) {
+        if self.quiet || !self.tty {
+            return;
+        }
+        // The first value, the last one, and at most ten a second between.
+        if done < total
+            && self
+                .last_count
+                .is_some_and(|t| t.elapsed() < COUNT_INTERVAL)
+        {
+            return;
+        }
+        let digits = total.to_string().len();
+        let text = format!("{done:>digits$}/{total}");
+        let back = "\u{8}".repeat(text.len());
+        print!("{text}{back}");
+        let _ = std::io::stdout().flush();
+        self.last_count = Some(Instant::now());
+        self.count_width = self.count_width.max(text.len());
     }
     fn done(&mut self) {
         if !self.quiet {
-            println!("done");
+            // Overwrite a counter left on screen.
+            let pad = " ".repeat(self.count_width.saturating_sub(4));
+            println!("done{pad}");
         }
+        self.in_step = false;
+        self.last_count = None;
+        self.count_width = 0;
     }
     fn info(&mut self, line: &str) {
         if !self.quiet {
             println!("{line}");
         }
+    }
+    fn warn(&mut self, line: &str) {
+        eprintln!("mkfs.fext: warning: {line}");
     }
 }
 
@@ -222,22 +290,36 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
-    let mut progress = Console { quiet: cli.quiet };
-    let sb = make_filesystem(&cli.device, size, &opts, &mut progress)?;
-    progress.info(&format!("Filesystem UUID: {}", format_uuid(&sb.f.uuid)));
+    let mut progress = Console::new(cli.quiet, std::io::stdout().is_terminal());
+    make_filesystem(&cli.device, size, &opts, &mut progress)?;
     Ok(())
+}
+
+/// clap's message as one line: its first paragraph without the "error: "
+/// prefix (e.g. "the following required arguments were not provided:
+/// <DEVICE>").
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let line = first.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            eprintln!("mkfs.fext: {} (see mkfs.fext --help)", one_line(&e));
+            return ExitCode::from(1);
+        }
         Err(e) => {
+            // --help, --version: to stdout.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
         }
     };
     match run(cli) {

@@ -160,8 +160,11 @@ impl BlockCache {
         };
         blocks.sort_unstable();
         for blk in blocks {
-            if let Some(d) = self.dirty.remove(&blk) {
+            // Removed only once written: a failed write keeps the block
+            // dirty for the next attempt.
+            if let Some(d) = self.dirty.get(&blk) {
                 img.write_at(blk * bs, &d.data)?;
+                self.dirty.remove(&blk);
             }
         }
         Ok(())

@@ -38,6 +38,17 @@ pub struct FileMap {
     pub meta_blocks: Vec<u64>,
     /// Changed since load or last write-back.
     pub dirty: bool,
+    /// Sum of the runs' lengths (kept up to date by `map`/`unmap`).
+    blocks: u64,
+    /// Extents the runs need on disk (a run longer than an extent can hold
+    /// takes several), kept up to date likewise.
+    extents: usize,
+}
+
+/// Extents needed for a run of `len` blocks (unwritten extents hold the
+/// fewest blocks, so this bounds both kinds).
+fn extents_for(len: u32) -> usize {
+    len.div_ceil(32_767) as usize
 }
 
 impl FileMap {
@@ -47,7 +58,36 @@ impl FileMap {
             runs: BTreeMap::new(),
             meta_blocks: Vec::new(),
             dirty: false,
+            blocks: 0,
+            extents: 0,
         }
+    }
+
+    /// Recomputes the totals after `runs` was filled directly (loading).
+    pub fn recount(&mut self) {
+        self.blocks = self.runs.values().map(|r| u64::from(r.len)).sum();
+        self.extents = self.runs.values().map(|r| extents_for(r.len)).sum();
+    }
+
+    fn insert_run(&mut self, start: u32, run: Run) {
+        self.blocks += u64::from(run.len);
+        self.extents += extents_for(run.len);
+        if let Some(old) = self.runs.insert(start, run) {
+            self.blocks -= u64::from(old.len);
+            self.extents -= extents_for(old.len);
+        }
+    }
+
+    fn remove_run(&mut self, start: u32) -> Option<Run> {
+        let r = self.runs.remove(&start)?;
+        self.blocks -= u64::from(r.len);
+        self.extents -= extents_for(r.len);
+        Some(r)
+    }
+
+    /// Extents the on-disk tree must hold.
+    pub fn extent_count(&self) -> usize {
+        self.extents
     }
 
     /// The run containing logical block `lblk`, with its start.
@@ -96,12 +136,12 @@ impl FileMap {
             .map(|(&s, _)| s)
             .collect();
         for s in starts {
-            let r = self.runs.remove(&s).expect("listed above");
+            let r = self.remove_run(s).expect("listed above");
             let r_end = u64::from(s) + u64::from(r.len);
             let cut_start = u64::from(lblk).max(u64::from(s));
             let cut_end = end.min(r_end);
             if u64::from(s) < cut_start {
-                self.runs.insert(
+                self.insert_run(
                     s,
                     Run {
                         len: (cut_start - u64::from(s)) as u32,
@@ -111,7 +151,7 @@ impl FileMap {
             }
             if cut_end < r_end {
                 let off = cut_end - u64::from(s);
-                self.runs.insert(
+                self.insert_run(
                     cut_end as u32,
                     Run {
                         phys: r.phys + off,
@@ -147,7 +187,7 @@ impl FileMap {
                 && pr.unwritten == unwritten
                 && u64::from(pr.len) + u64::from(len) <= u64::from(u32::MAX)
             {
-                self.runs.remove(&ps);
+                self.remove_run(ps);
                 start = ps;
                 run.phys = pr.phys;
                 run.len += pr.len;
@@ -157,12 +197,12 @@ impl FileMap {
         if let Ok(nk) = u32::try_from(next_key) {
             if let Some(&nr) = self.runs.get(&nk) {
                 if run.phys + u64::from(run.len) == nr.phys && nr.unwritten == unwritten {
-                    self.runs.remove(&nk);
+                    self.remove_run(nk);
                     run.len += nr.len;
                 }
             }
         }
-        self.runs.insert(start, run);
+        self.insert_run(start, run);
     }
 
     /// Marks `lblk..lblk+len` written (converting unwritten parts).
@@ -181,7 +221,7 @@ impl FileMap {
 
     /// Number of data blocks mapped.
     pub fn data_blocks(&self) -> u64 {
-        self.runs.values().map(|r| u64::from(r.len)).sum()
+        self.blocks
     }
 
     /// The logical block after the last mapped one.

@@ -110,6 +110,7 @@ impl State {
         if let Some(mut d) = dir {
             d.dirty = true;
             st.dir = Some(d);
+            self.note_changed(ino)?;
         } else {
             st.inode.size = 0;
             if !data.is_empty() {

@@ -13,9 +13,12 @@ use super::filemap::{FileMap, MapKind};
 use super::volume::Volume;
 use crate::format::csum::inode_seed;
 use crate::format::extent::{
-    build_extent_tree, walk_extent_tree, Extent, MAX_INIT_EXTENT_LEN, MAX_UNWRITTEN_EXTENT_LEN,
+    build_extent_tree, extent_tree_blocks, walk_extent_tree, Extent, MAX_INIT_EXTENT_LEN,
+    MAX_UNWRITTEN_EXTENT_LEN,
 };
-use crate::format::indirect::{build_block_map, parse_i_block, walk_block_map};
+use crate::format::indirect::{
+    build_block_map, indirect_blocks_for_len, parse_i_block, walk_block_map,
+};
 use crate::format::inode::{flags, set_inode_csum, verify_inode_csum, Inode};
 use crate::format::xattr::Xattr;
 use crate::format::{InodeNo, LogicalBlock, PhysBlock};
@@ -38,8 +41,13 @@ pub struct InodeState {
     pub nlookup: u64,
     /// Open file handles.
     pub open_count: u32,
+    /// Open file handles that may write.
+    pub writers: u32,
     /// On the orphan list (unlinked while open, or being truncated).
     pub orphan: bool,
+    /// Blocks this inode's write-back may need (counted in the volume's
+    /// `meta_reserve`).
+    pub meta_estimate: u64,
 }
 
 impl InodeState {
@@ -91,7 +99,9 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
         xattrs_dirty: false,
         nlookup: 0,
         open_count: 0,
+        writers: 0,
         orphan: false,
+        meta_estimate: 0,
     })
 }
 
@@ -118,6 +128,7 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
             );
         }
         m.meta_blocks = walk.tree_blocks.iter().map(|b| b.0).collect();
+        m.recount();
         Ok(m)
     } else if st.inode.has_flag(flags::INLINE_DATA) {
         Err(FsError::new(
@@ -147,6 +158,7 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
             );
         }
         m.meta_blocks = walk.meta.iter().map(|b| b.0).collect();
+        m.recount();
         Ok(m)
     }
 }
@@ -170,10 +182,11 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
         vol.free_blocks(b, 1)?;
     }
     let bs = vol.block_size();
-    let goal = map.runs.values().next().map_or(
-        vol.geo.group_first_block(vol.geo.inode_location(st.ino).0),
-        |r| r.phys,
-    );
+    let goal = map
+        .runs
+        .values()
+        .next()
+        .map_or(vol.inode_group_start(st.ino), |r| r.phys);
     let seed = vol
         .csum_seed
         .map(|s| inode_seed(s, InodeNo(st.ino), st.inode.generation));
@@ -201,7 +214,7 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
                 }
             }
             let tree = build_extent_tree(&extents, bs, seed, || -> FsResult<PhysBlock> {
-                let (b, _) = vol.alloc_blocks(goal, 1)?;
+                let (b, _) = vol.alloc_blocks_wb(goal, 1)?;
                 new_meta.push(b);
                 Ok(PhysBlock(b))
             })?;
@@ -220,7 +233,7 @@ pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
                 })
                 .collect();
             let built = build_block_map(bs, per_block, |_| -> FsResult<PhysBlock> {
-                let (b, _) = vol.alloc_blocks(goal, 1)?;
+                let (b, _) = vol.alloc_blocks_wb(goal, 1)?;
                 new_meta.push(b);
                 Ok(PhysBlock(b))
             })?;
@@ -284,4 +297,26 @@ pub fn is_fast_symlink(inode: &Inode, block_size: u32) -> bool {
     inode.is_symlink()
         && !inode.has_flag(flags::INLINE_DATA)
         && inode.blocks_512(block_size).saturating_sub(ea) == 0
+}
+
+/// Blocks the write-back of `st` may allocate: a fresh extent tree or
+/// indirect map for its mapping, and new directory blocks.
+pub fn estimate_meta_blocks(vol: &Volume, st: &InodeState) -> u64 {
+    let bs = vol.block_size();
+    let mut need = 0;
+    if let Some(map) = st
+        .map
+        .as_ref()
+        .filter(|m| m.dirty || st.dir.as_ref().is_some_and(|d| d.dirty))
+    {
+        need += match map.kind {
+            MapKind::Extents => extent_tree_blocks(map.extent_count(), bs).unwrap_or(u64::MAX / 4),
+            MapKind::BlockMap => indirect_blocks_for_len(bs, map.end()).unwrap_or(u64::MAX / 4),
+        };
+        if let Some(dir) = st.dir.as_ref().filter(|d| d.dirty) {
+            let have = map.data_blocks();
+            need += dir.estimate_blocks(bs).saturating_sub(have);
+        }
+    }
+    need
 }

@@ -108,6 +108,9 @@ pub struct State {
     next_generation: u32,
     /// A write-back error not yet reported to an fsync.
     latched_error: Option<FsError>,
+    /// When write-back last completed (changes older than the expire time
+    /// are written back by the background thread).
+    last_sync: std::time::Instant,
 }
 
 /// A mounted file system.
@@ -225,11 +228,29 @@ impl State {
         m
     }
 
+    /// Re-estimates what the write-back of `ino` will need and updates the
+    /// volume's reservation; ENOSPC when the promise cannot be kept (the
+    /// caller undoes its change).
+    pub fn note_changed(&mut self, ino: u32) -> FsResult<()> {
+        let Some(st) = self.inodes.get_mut(&ino) else {
+            return Ok(());
+        };
+        let est = self::inode::estimate_meta_blocks(&self.vol, st);
+        let old = std::mem::replace(&mut st.meta_estimate, est);
+        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(old) + est;
+        if est > old && self.vol.meta_reserve > self.vol.free_blocks_total() {
+            return Err(FsError::nospc());
+        }
+        Ok(())
+    }
+
     /// Writes one inode's changes into the block cache.
     pub fn write_back_inode(&mut self, ino: u32) -> FsResult<()> {
         let Some(mut st) = self.inodes.remove(&ino) else {
             return Ok(());
         };
+        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
+        st.meta_estimate = 0;
         let r = (|| {
             write_back_dir(&mut self.vol, &mut st)?;
             write_back_map(&mut self.vol, &mut st)?;
@@ -266,6 +287,7 @@ impl State {
             log::error!("write-back failed: {e}");
             self.latched_error = Some(e.clone());
         }
+        self.last_sync = std::time::Instant::now();
         self.evict();
         r
     }
@@ -293,13 +315,13 @@ impl State {
     /// Whether background write-back is due.
     pub fn writeback_due(&self) -> bool {
         let cache = &self.vol.cache;
-        cache.dirty_bytes() >= self.opts.dirty_background_bytes
-            || cache
-                .oldest()
-                .is_some_and(|t| t.elapsed() >= self.opts.dirty_expire)
-            || self.inodes.values().any(|s| s.is_dirty())
-                && cache.dirty_bytes() == 0
-                && self.opts.dirty_expire.is_zero()
+        if cache.dirty_bytes() >= self.opts.dirty_background_bytes {
+            return true;
+        }
+        if self.last_sync.elapsed() < self.opts.dirty_expire {
+            return false;
+        }
+        cache.dirty_bytes() > 0 || self.inodes.values().any(|s| s.is_dirty())
     }
 
     /// Updates the access time after a read, following the mount's policy.

@@ -73,6 +73,15 @@ impl Fs {
                 format!("{shown}: {e}"),
             )
         })?;
+        let busy = |e: std::io::Error| {
+            FsError::new(
+                libc::EBUSY,
+                format!("{shown} is in use by another fext daemon ({e})"),
+            )
+        };
+        // Checked before anything else is said about the image; taken for
+        // real on the image opened below.
+        probe.lock(!opts.read_only).map_err(busy)?;
         let vol = Volume::load(probe, true)
             .map_err(|e| FsError::new(e.errno, format!("{shown}: {}", e.detail)))?;
         let feat = vol.feat;
@@ -122,6 +131,7 @@ impl Fs {
                 format!("{shown}: {e}"),
             )
         })?;
+        img.lock(!opts.read_only).map_err(busy)?;
         let vol = Volume::load(img, opts.read_only)?;
         let seed = (now().nsec ^ (now().sec as u32)) | 1;
         let mut state = State {
@@ -130,6 +140,7 @@ impl Fs {
             opts,
             next_generation: seed,
             latched_error: None,
+            last_sync: std::time::Instant::now(),
         };
         if !state.vol.read_only {
             super::ops_names::cleanup_orphans(&mut state)?;

@@ -67,7 +67,11 @@ impl State {
             None => {}
         }
         i.ctime = ch.ctime.unwrap_or(t);
+        let new_mode = i.mode;
         st.dirty = true;
+        if ch.mode.is_some() {
+            self.chmod_acl(ino, new_mode)?;
+        }
         let st = self.inodes.get(&ino).expect("loaded");
         Ok(self.attr_of(st))
     }

@@ -141,10 +141,7 @@ impl State {
         }
         let first_blk = (off / bs) as u32;
         let last_blk = ((end - 1) / bs) as u32;
-        let default_goal = self
-            .vol
-            .geo
-            .group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self.vol.inode_group_start(ino);
         let mut l = first_blk;
         while l <= last_blk {
             let want = last_blk - l + 1;
@@ -185,7 +182,18 @@ impl State {
                         .expect("loaded")
                         .goal_for(l)
                         .unwrap_or(default_goal);
-                    let (p, got) = self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN))?;
+                    let (p, got) = match self.vol.alloc_blocks(goal, n.min(MAX_ALLOC_RUN)) {
+                        Ok(r) => r,
+                        Err(e) if e.errno == libc::ENOSPC && l > first_blk => {
+                            // A short write: what is mapped so far counts.
+                            let written = (u64::from(l) * bs)
+                                .saturating_sub(off)
+                                .min(data.len() as u64);
+                            self.finish_write(ino, off + written);
+                            return Ok(written as usize);
+                        }
+                        Err(e) => return Err(e),
+                    };
                     {
                         let map = self
                             .inodes
@@ -207,6 +215,12 @@ impl State {
                 }
             }
         }
+        self.finish_write(ino, end);
+        Ok(data.len())
+    }
+
+    /// Size, times, i_blocks and reservation after a write ending at `end`.
+    fn finish_write(&mut self, ino: u32, end: u64) {
         let t = now();
         let vol = &self.vol;
         let st = self.inodes.get_mut(&ino).expect("loaded");
@@ -217,7 +231,9 @@ impl State {
         st.inode.ctime = t;
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(data.len())
+        if let Err(e) = self.note_changed(ino) {
+            log::warn!("inode {ino}: write-back reservation over-committed: {e}");
+        }
     }
 
     /// Frees the blocks past `size` and zeroes the tail of the last one.
@@ -251,7 +267,7 @@ impl State {
         let st = self.inodes.get_mut(&ino).expect("loaded");
         update_i_blocks(vol, st);
         st.dirty = true;
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// Sets the size of a regular file (truncate or extend).
@@ -328,10 +344,7 @@ impl State {
         // Allocate unwritten blocks for every hole in the range.
         let first = (off / bs) as u32;
         let last = ((end - 1) / bs) as u32;
-        let default_goal = self
-            .vol
-            .geo
-            .group_first_block(self.vol.geo.inode_location(ino).0);
+        let default_goal = self.vol.inode_group_start(ino);
         let mut l = first;
         while l <= last {
             let (phys, _, n) = self.inodes[&ino]
@@ -371,7 +384,7 @@ impl State {
         }
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// Makes `off..end` read as zeros: whole blocks are unmapped and freed,
@@ -416,7 +429,7 @@ impl State {
         st.inode.ctime = t;
         st.dirty = true;
         update_i_blocks(vol, st);
-        Ok(())
+        self.note_changed(ino)
     }
 
     /// SEEK_DATA / SEEK_HOLE from `off`.
@@ -467,15 +480,24 @@ fn block_span(lb: u32, off: u64, end: u64, bs: u64) -> (usize, usize) {
 }
 
 impl Fs {
-    pub fn open(&self, ino: u32) -> FsResult<()> {
+    /// An open of `ino`; `writable` when it may write (the kernel may then
+    /// hold written data the daemon has not seen yet, see `lseek`).
+    pub fn open(&self, ino: u32, writable: bool) -> FsResult<()> {
         let mut st = self.lock();
-        st.get(ino)?.open_count += 1;
+        let s = st.get(ino)?;
+        s.open_count += 1;
+        if writable {
+            s.writers += 1;
+        }
         Ok(())
     }
 
-    pub fn release(&self, ino: u32) -> FsResult<()> {
+    pub fn release(&self, ino: u32, writable: bool) -> FsResult<()> {
         let mut st = self.lock();
         if let Some(s) = st.inodes.get_mut(&ino) {
+            if writable {
+                s.writers = s.writers.saturating_sub(1);
+            }
             s.open_count = s.open_count.saturating_sub(1);
             if s.open_count == 0 {
                 st.maybe_release(ino)?;
@@ -526,8 +548,27 @@ impl Fs {
         st.sync_if_requested()
     }
 
-    pub fn lseek(&self, ino: u32, off: u64, whence: u32) -> FsResult<u64> {
-        self.lock().seek_data_hole(ino, off, whence)
+    /// SEEK_DATA/SEEK_HOLE. `kernel_may_cache_writes`: with FUSE's
+    /// writeback cache, data written through an fd still open for writing
+    /// may sit in the kernel's page cache, unseen here; such a file is then
+    /// answered as all data (never calling data a hole).
+    pub fn lseek(
+        &self,
+        ino: u32,
+        off: u64,
+        whence: u32,
+        kernel_may_cache_writes: bool,
+    ) -> FsResult<u64> {
+        let mut st = self.lock();
+        let s = st.get(ino)?;
+        if kernel_may_cache_writes && s.writers > 0 {
+            let size = s.inode.size;
+            if off >= size {
+                return Err(FsError::nxio());
+            }
+            return Ok(if whence == SEEK_DATA { off } else { size });
+        }
+        st.seek_data_hole(ino, off, whence)
     }
 
     /// copy_file_range: a read and a write inside the daemon.

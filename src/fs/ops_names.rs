@@ -44,6 +44,11 @@ impl State {
     /// Looks `name` up in directory `parent`.
     pub fn lookup_ino(&mut self, parent: u32, name: &[u8]) -> FsResult<u32> {
         self.ensure_dir(parent)?;
+        // Like ext4_lookup: a name no entry can have is ENAMETOOLONG,
+        // not ENOENT (the VFS leaves this check to the file system).
+        if name.len() > 255 {
+            return Err(FsError::nametoolong());
+        }
         let st = self.inodes.get(&parent).expect("loaded");
         let dir = st.dir.as_ref().expect("loaded");
         match name {
@@ -153,6 +158,12 @@ impl State {
         }
         inode.generation = self.next_generation();
         inode.links_count = if is_dir { 2 } else { 1 };
+        if is_dir {
+            // The block "." and ".." will be written to (at write-back).
+            let bs = self.vol.geo.block_size;
+            inode.size = u64::from(bs);
+            inode.set_blocks_512(u64::from(bs / 512), bs);
+        }
         let ftype = mode & S_IFMT;
         let mapped = matches!(ftype, S_IFREG | S_IFDIR | S_IFLNK);
         let mut map = None;
@@ -182,7 +193,9 @@ impl State {
             xattrs_dirty: false,
             nlookup: 0,
             open_count: 0,
+            writers: 0,
             orphan: false,
+            meta_estimate: 0,
         };
         if let Some(target) = symlink_target {
             st.inode.size = target.len() as u64;
@@ -213,6 +226,15 @@ impl State {
             self.abort_create(ino, is_dir);
             return Err(e);
         }
+        if let Err(e) = self
+            .note_changed(parent)
+            .and_then(|_| self.note_changed(ino))
+        {
+            self.dir_mut(parent)?.remove(name);
+            let _ = self.note_changed(parent);
+            self.abort_create(ino, is_dir);
+            return Err(e);
+        }
         if is_dir {
             self.add_dir_link(parent)?;
         }
@@ -223,6 +245,7 @@ impl State {
 
     fn abort_create(&mut self, ino: u32, is_dir: bool) {
         if let Some(mut st) = self.inodes.remove(&ino) {
+            self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
             if let Some(map) = st.map.as_mut() {
                 let end = map.end();
                 for (p, n) in map.unmap(0, end.min(u64::from(u32::MAX)) as u32) {
@@ -246,6 +269,11 @@ impl State {
         }
         let ft = FileType::from_mode(st.inode.mode);
         self.dir_mut(parent)?.insert(name, ino, ft)?;
+        if let Err(e) = self.note_changed(parent) {
+            self.dir_mut(parent)?.remove(name);
+            let _ = self.note_changed(parent);
+            return Err(e);
+        }
         let st = self.get(ino)?;
         st.inode.links_count += 1;
         st.inode.ctime = now();
@@ -267,6 +295,7 @@ impl State {
         }
         self.dir_mut(parent)?.remove(name);
         self.touch_dir(parent)?;
+        let _ = self.note_changed(parent);
         self.drop_link(ino)
     }
 
@@ -436,6 +465,11 @@ impl State {
         if newparent != parent {
             self.touch_dir(newparent)?;
         }
+        for d in [parent, newparent, src] {
+            if let Err(e) = self.note_changed(d) {
+                log::warn!("rename: write-back reservation over-committed for inode {d}: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -499,11 +533,15 @@ impl State {
         self.read_data(ino, 0, size as u32)
     }
 
-    /// Releases an inode whose links, opens and lookups are all gone.
+    /// Releases an inode whose names, opens and kernel references are all
+    /// gone.
     pub fn maybe_release(&mut self, ino: u32) -> FsResult<()> {
         let Some(st) = self.inodes.get(&ino) else {
             return Ok(());
         };
+        // The kernel may still open an inode it has looked up (LOOKUP and
+        // OPEN are separate requests), so lookup references keep it too,
+        // until FORGET.
         if st.inode.links_count == 0 && st.open_count == 0 && st.nlookup == 0 {
             self.free_inode_fully(ino)?;
         }

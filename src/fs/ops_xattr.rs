@@ -1,7 +1,12 @@
 //! Extended attributes: get, set (with XATTR_CREATE / XATTR_REPLACE), list
 //! and remove, stored the way ext4 stores them: in the inode's extra space
 //! first, the rest in one xattr block (shared blocks are copied on write);
-//! POSIX ACLs converted between the VFS format and ext4's on-disk format.
+//! POSIX ACLs converted between the VFS format and ext4's on-disk format,
+//! and kept in step with the mode as ext4 does: setting an access ACL sets
+//! the permission bits (group bits from the mask) and an ACL that says no
+//! more than the mode is not stored (`posix_acl_update_mode`); chmod
+//! rewrites the owner, mask (or group) and other entries
+//! (`posix_acl_chmod`).
 
 use super::cache::BlockKind;
 use super::error::{FsError, FsResult};
@@ -9,10 +14,10 @@ use super::inode::{update_i_blocks, InodeState};
 use super::volume::Volume;
 use super::{now, Fs, State};
 use crate::format::features::Compat;
-use crate::format::xattr::index as xattr_index;
 use crate::format::xattr::{
-    acl_disk_to_xattr, acl_xattr_to_disk, encode_block, encode_ibody, parse_block, parse_ibody,
-    place, set_block_checksum, set_block_refcount, verify_block_checksum, Xattr,
+    acl_disk_to_xattr, acl_tag, acl_xattr_to_disk, encode_block, encode_disk_acl, encode_ibody,
+    ibody_has_magic, index as xindex, parse_block, parse_disk_acl, parse_ibody, parse_xattr_acl,
+    place, set_block_checksum, set_block_refcount, verify_block_checksum, AclEntry, Xattr,
 };
 
 /// setxattr flags.
@@ -21,6 +26,28 @@ pub const XATTR_REPLACE: u32 = 2;
 
 fn is_acl_name(name: &[u8]) -> bool {
     name == b"system.posix_acl_access" || name == b"system.posix_acl_default"
+}
+
+const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+
+/// The permission bits an access ACL gives the mode, and whether the ACL
+/// says no more than those bits (the kernel's `posix_acl_equiv_mode`).
+fn acl_mode_bits(entries: &[AclEntry]) -> (u16, bool) {
+    let (mut bits, mut equiv) = (0u16, true);
+    for e in entries {
+        let p = e.perm & 0o7;
+        match e.tag {
+            acl_tag::USER_OBJ => bits |= p << 6,
+            acl_tag::GROUP_OBJ => bits |= p << 3,
+            acl_tag::OTHER => bits |= p,
+            acl_tag::MASK => {
+                bits = (bits & !0o070) | (p << 3);
+                equiv = false;
+            }
+            _ => equiv = false,
+        }
+    }
+    (bits, equiv)
 }
 
 fn load_xattrs(vol: &Volume, st: &InodeState) -> FsResult<Vec<Xattr>> {
@@ -87,7 +114,7 @@ impl State {
         let list = self.ensure_xattrs(ino)?;
         let mut out = Vec::new();
         for x in list.iter() {
-            if x.index == xattr_index::SYSTEM && x.name == b"data" {
+            if x.index == xindex::SYSTEM && x.name == b"data" {
                 continue; // inline data's continuation, not a user-visible attribute
             }
             if let Some(n) = x.full_name() {
@@ -113,8 +140,38 @@ impl State {
         } else {
             value.to_vec()
         };
+        // An access ACL sets the mode's permission bits; one equal to the
+        // mode (or empty) is not stored, and removes any stored one.
+        let mut new_bits = None;
+        if name == ACL_ACCESS {
+            let entries = parse_xattr_acl(value).map_err(|_| FsError::inval())?;
+            let (bits, equiv) = acl_mode_bits(&entries);
+            if !entries.is_empty() {
+                new_bits = Some(bits);
+            }
+            if entries.is_empty() || equiv {
+                if flags & XATTR_REPLACE != 0
+                    && !self
+                        .ensure_xattrs(ino)?
+                        .iter()
+                        .any(|x| x.index == xindex::POSIX_ACL_ACCESS)
+                {
+                    return Err(FsError::nodata());
+                }
+                self.remove_access_acl(ino)?;
+                let st = self.inodes.get_mut(&ino).expect("loaded");
+                if let Some(bits) = new_bits {
+                    st.inode.mode = (st.inode.mode & !0o777) | bits;
+                }
+                st.inode.ctime = now();
+                st.dirty = true;
+                return Ok(());
+            }
+        }
         let new = Xattr::from_full_name(name, stored).ok_or_else(FsError::opnotsupp)?;
-        if new.name.is_empty() || new.name.len() > 255 {
+        // ext4 stores the two POSIX ACLs under their own index with an
+        // empty name; any other empty name ("user.") is invalid.
+        if (new.name.is_empty() && !is_acl_name(name)) || new.name.len() > 255 {
             return Err(if new.name.is_empty() {
                 FsError::inval()
             } else {
@@ -122,8 +179,10 @@ impl State {
             });
         }
         let bs = self.vol.block_size();
+        // Like ext4 without ea_inode: a value that cannot fit in one
+        // block is out of space (E2BIG is the VFS's, for > 64 KiB).
         if new.value.len() > bs {
-            return Err(FsError::e2big());
+            return Err(FsError::nospc());
         }
         let isize = self.vol.geo.inode_size as usize;
         let extra = usize::from(self.get(ino)?.inode.extra_isize);
@@ -148,6 +207,9 @@ impl State {
         *list = candidate;
         let st = self.inodes.get_mut(&ino).expect("loaded");
         st.xattrs_dirty = true;
+        if let Some(bits) = new_bits {
+            st.inode.mode = (st.inode.mode & !0o777) | bits;
+        }
         st.inode.ctime = now();
         st.dirty = true;
         Ok(())
@@ -155,9 +217,53 @@ impl State {
 
     pub fn remove_system_data(&mut self, ino: u32) -> FsResult<()> {
         let list = self.ensure_xattrs(ino)?;
-        list.retain(|x| !(x.index == xattr_index::SYSTEM && x.name == b"data"));
+        list.retain(|x| !(x.index == xindex::SYSTEM && x.name == b"data"));
         let st = self.inodes.get_mut(&ino).expect("loaded");
         st.xattrs_dirty = true;
+        Ok(())
+    }
+
+    /// Drops the stored access ACL, if any.
+    fn remove_access_acl(&mut self, ino: u32) -> FsResult<()> {
+        let list = self.ensure_xattrs(ino)?;
+        let before = list.len();
+        list.retain(|x| x.index != xindex::POSIX_ACL_ACCESS);
+        if list.len() != before {
+            self.inodes.get_mut(&ino).expect("loaded").xattrs_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// After a mode change: rewrite the access ACL's owner, mask (or
+    /// group) and other entries from the new permission bits, as ext4's
+    /// chmod does. Nothing to do without an access ACL.
+    pub fn chmod_acl(&mut self, ino: u32, mode: u16) -> FsResult<()> {
+        let st = self.get(ino)?;
+        if st.xattrs.is_none() && st.inode.file_acl == 0 && !ibody_has_magic(&st.tail) {
+            return Ok(());
+        }
+        let list = self.ensure_xattrs(ino)?;
+        let Some(x) = list
+            .iter_mut()
+            .find(|x| x.index == xindex::POSIX_ACL_ACCESS)
+        else {
+            return Ok(());
+        };
+        let mut entries = parse_disk_acl(&x.value)
+            .map_err(|e| FsError::corrupt(format!("inode {ino}: bad ACL: {e}")))?;
+        let has_mask = entries.iter().any(|e| e.tag == acl_tag::MASK);
+        for e in entries.iter_mut() {
+            match e.tag {
+                acl_tag::USER_OBJ => e.perm = (mode >> 6) & 0o7,
+                acl_tag::GROUP_OBJ if !has_mask => e.perm = (mode >> 3) & 0o7,
+                acl_tag::MASK => e.perm = (mode >> 3) & 0o7,
+                acl_tag::OTHER => e.perm = mode & 0o7,
+                _ => {}
+            }
+        }
+        x.value = encode_disk_acl(&entries)
+            .map_err(|e| FsError::corrupt(format!("inode {ino}: bad ACL: {e}")))?;
+        self.inodes.get_mut(&ino).expect("loaded").xattrs_dirty = true;
         Ok(())
     }
 
@@ -249,7 +355,7 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
                 drop_block_ref(vol, old)?;
             }
             let goal = vol.descs[vol.geo.inode_location(st.ino).0 as usize].inode_table;
-            vol.alloc_blocks(goal, 1)?.0
+            vol.alloc_blocks_wb(goal, 1)?.0
         };
         let seed = vol.csum_seed;
         let data = vol.new_block(blk, BlockKind::Meta)?;
@@ -262,9 +368,17 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
     if st.map.is_some() {
         update_i_blocks(vol, st);
     } else {
-        // No data blocks (device nodes, fast symlinks): only the xattr block.
-        let blocks = u64::from(st.inode.file_acl != 0) * u64::from(vol.geo.block_size / 512);
-        st.inode.set_blocks_512(blocks, vol.geo.block_size);
+        // The mapping is not loaded (device nodes, fast symlinks, or a
+        // file reloaded for its xattrs alone): i_blocks keeps the data
+        // blocks it counts and changes by the xattr block only.
+        let bs = vol.geo.block_size;
+        let per_block = u64::from(bs / 512);
+        let data = st
+            .inode
+            .blocks_512(bs)
+            .saturating_sub(u64::from(old != 0) * per_block);
+        let xattr = u64::from(st.inode.file_acl != 0) * per_block;
+        st.inode.set_blocks_512(data + xattr, bs);
     }
     st.xattrs_dirty = false;
     st.dirty = true;

@@ -40,7 +40,15 @@ pub struct Volume {
     /// crc32c seed when metadata_csum is on.
     pub csum_seed: Option<u32>,
     pub read_only: bool,
+    /// Blocks promised to the write-back of pending changes (extent trees,
+    /// indirect blocks, directory blocks): operations may not allocate
+    /// them, so write-back never runs out of space for what was accepted.
+    pub meta_reserve: u64,
 }
+
+/// Blocks kept free beyond the reservation for the tree growth a write's
+/// new extents may cause before their inode's estimate is updated.
+const ALLOC_SLACK: u64 = 8;
 
 impl Volume {
     /// Reads the superblock and descriptors of `img`. Feature checks are the
@@ -107,6 +115,7 @@ impl Volume {
             dirty_groups: BTreeSet::new(),
             csum_seed,
             read_only,
+            meta_reserve: 0,
         })
     }
 
@@ -186,10 +195,34 @@ impl Volume {
         Ok(bitmap::test_bit(self.read_block(d.block_bitmap)?, idx))
     }
 
-    /// Allocates up to `want` contiguous blocks, first fit from `goal`.
-    /// Returns (first, count); ENOSPC when nothing is free. `reserve_ok`:
-    /// whether the root-reserved blocks may be used.
+    /// Free blocks in all groups.
+    pub fn free_blocks_total(&self) -> u64 {
+        self.descs
+            .iter()
+            .map(|d| u64::from(d.free_blocks_count))
+            .sum()
+    }
+
+    /// Allocates up to `want` contiguous blocks for file data, first fit from
+    /// `goal`, leaving the write-back reservation alone. Returns (first,
+    /// count); ENOSPC when nothing is free.
     pub fn alloc_blocks(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
+        let usable = self
+            .free_blocks_total()
+            .saturating_sub(self.meta_reserve + ALLOC_SLACK);
+        if usable == 0 {
+            return Err(FsError::nospc());
+        }
+        let want = u32::try_from(u64::from(want).min(usable)).unwrap_or(want);
+        self.alloc_blocks_any(goal, want)
+    }
+
+    /// Allocation for write-back: may use the reservation.
+    pub fn alloc_blocks_wb(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
+        self.alloc_blocks_any(goal, want)
+    }
+
+    fn alloc_blocks_any(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
         if self.read_only {
             return Err(FsError::rofs());
         }
@@ -355,6 +388,12 @@ impl Volume {
         }
         self.mark_group(g);
         Ok(())
+    }
+
+    /// First block of the group inode `ino` belongs to (the allocation goal
+    /// of a file with no blocks yet).
+    pub fn inode_group_start(&self, ino: u32) -> u64 {
+        self.geo.group_first_block(self.geo.inode_location(ino).0)
     }
 
     /// Byte location of inode `ino` in the image: (block, offset in block).

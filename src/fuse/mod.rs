@@ -51,6 +51,18 @@ fn to_fuse(ino: u32) -> INodeNo {
     }
 }
 
+/// File handles say only whether the open may write.
+const WRITER_HANDLE: FileHandle = FileHandle(1);
+const READER_HANDLE: FileHandle = FileHandle(0);
+
+fn handle(writable: bool) -> FileHandle {
+    if writable {
+        WRITER_HANDLE
+    } else {
+        READER_HANDLE
+    }
+}
+
 fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno)
 }
@@ -83,16 +95,25 @@ fn timestamp(t: SystemTime) -> Timestamp {
     }
 }
 
-fn kind(mode: u16) -> FileType {
-    match ExtFileType::from_mode(mode) {
-        ExtFileType::Directory => FileType::Directory,
-        ExtFileType::Symlink => FileType::Symlink,
-        ExtFileType::CharDev => FileType::CharDevice,
-        ExtFileType::BlockDev => FileType::BlockDevice,
-        ExtFileType::Fifo => FileType::NamedPipe,
-        ExtFileType::Socket => FileType::Socket,
-        _ => FileType::RegularFile,
+/// A time the kernel sent (setattr). fuser 0.18 turns the kernel's
+/// (seconds < 0, nanoseconds) pair into `EPOCH - (|seconds| + nanoseconds)`
+/// instead of `EPOCH - |seconds| + nanoseconds` (its time.rs says "TODO");
+/// this undoes that so times before 1970 arrive exactly.
+fn timestamp_from_kernel(t: SystemTime) -> Timestamp {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(_) => timestamp(t),
+        Err(e) => {
+            let d = e.duration();
+            Timestamp::new(
+                -i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            )
+        }
     }
+}
+
+fn kind(mode: u16) -> FileType {
+    dirent_kind(ExtFileType::from_mode(mode))
 }
 
 fn dirent_kind(ft: ExtFileType) -> FileType {
@@ -237,7 +258,7 @@ impl Filesystem for FuseFs {
         let conv = |t: Option<TimeOrNow>| {
             t.map(|t| match t {
                 TimeOrNow::Now => SetTime::Now,
-                TimeOrNow::SpecificTime(s) => SetTime::At(timestamp(s)),
+                TimeOrNow::SpecificTime(s) => SetTime::At(timestamp_from_kernel(s)),
             })
         };
         let ch = SetAttr {
@@ -247,7 +268,7 @@ impl Filesystem for FuseFs {
             size,
             atime: conv(atime),
             mtime: conv(mtime),
-            ctime: ctime.map(timestamp),
+            ctime: ctime.map(timestamp_from_kernel),
         };
         match self.fs.setattr(to_ext(ino), &ch) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
@@ -358,9 +379,10 @@ impl Filesystem for FuseFs {
         );
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(to_ext(ino)) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        match self.fs.open(to_ext(ino), writable) {
+            Ok(()) => reply.opened(handle(writable), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -420,13 +442,13 @@ impl Filesystem for FuseFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty(self.fs.release(to_ext(ino)), reply);
+        empty(self.fs.release(to_ext(ino), fh == WRITER_HANDLE), reply);
     }
 
     fn fsync(
@@ -599,12 +621,12 @@ impl Filesystem for FuseFs {
             .fs
             .create(to_ext(parent), name_bytes(name), mode, 0, caller(req))
         {
-            Ok(a) => match self.fs.open(a.ino) {
+            Ok(a) => match self.fs.open(a.ino, true) {
                 Ok(()) => reply.created(
                     &self.ttl,
                     &file_attr(&a),
                     Generation(u64::from(a.generation)),
-                    FileHandle(0),
+                    WRITER_HANDLE,
                     FopenFlags::FOPEN_KEEP_CACHE,
                 ),
                 Err(e) => reply.error(errno(&e)),
@@ -644,7 +666,10 @@ impl Filesystem for FuseFs {
         };
         match whence {
             libc::SEEK_DATA | libc::SEEK_HOLE => {
-                match self.fs.lseek(to_ext(ino), off, whence as u32) {
+                match self
+                    .fs
+                    .lseek(to_ext(ino), off, whence as u32, self.writeback_cache)
+                {
                     Ok(o) => reply.offset(o as i64),
                     Err(e) => reply.error(errno(&e)),
                 }
@@ -684,5 +709,23 @@ fn xattr_reply(v: &[u8], size: u32, reply: ReplyXattr) {
         reply.error(Errno::ERANGE);
     } else {
         reply.data(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_before_the_epoch_convert_both_ways() {
+        for (sec, nsec) in [
+            (-31_536_001i64, 300_000_000u32),
+            (-1, 999_999_999),
+            (-5, 0),
+            (7, 5),
+        ] {
+            let t = Timestamp::new(sec, nsec);
+            assert_eq!(timestamp(system_time(t)), t, "{sec}.{nsec}");
+        }
     }
 }

@@ -97,7 +97,7 @@ impl Allocator {
             let gend = (gfirst + u64::from(self.geo.blocks_in_group(g))).min(end);
             let (i0, i1) = ((b - gfirst) as usize, (gend - gfirst) as usize);
             let bm = self.materialise(g);
-            let newly = (i0..i1).filter(|&i| !bitmap::test_bit(bm, i)).count();
+            let newly = (i1 - i0) - count_set_range(bm, i0, i1);
             bitmap::set_range(bm, i0, i1);
             let ga = &mut self.groups[g as usize];
             ga.free_blocks -= u32::try_from(newly).unwrap_or(0);
@@ -131,16 +131,38 @@ impl Allocator {
                 };
                 if let Some(i) = found {
                     let start = gfirst + i as u64;
-                    let mut len = 0;
-                    while len < max_len && start + len < total && !self.is_used(start + len) {
-                        len += 1;
-                    }
-                    return Some((start, len));
+                    return Some((start, self.free_run_len(start, max_len)));
                 }
                 b = gend;
             }
         }
         None
+    }
+
+    /// Length of the run of free blocks from `start` (across group
+    /// boundaries), capped at `max_len`. Works a group at a time: an
+    /// untouched group is free past its base metadata, a materialised
+    /// bitmap is scanned a byte at a time where it is all clear.
+    fn free_run_len(&self, start: u64, max_len: u64) -> u64 {
+        let mut len = 0;
+        let mut b = start;
+        while len < max_len && b < self.geo.blocks_count {
+            let g = self.geo.group_of_block(b);
+            let idx = (b - self.geo.group_first_block(g)) as usize;
+            let in_group = self.geo.blocks_in_group(g) as usize;
+            let limit = (in_group - idx).min(usize::try_from(max_len - len).unwrap_or(usize::MAX));
+            let n = match &self.groups[g as usize].block_bitmap {
+                Some(bm) => count_clear(bm, idx, idx + limit),
+                None if idx < self.geo.base_meta_blocks(g) as usize => 0,
+                None => limit,
+            };
+            len += n as u64;
+            b += n as u64;
+            if n < limit {
+                break;
+            }
+        }
+        len
     }
 
     /// Allocates up to `want` contiguous blocks at or after `goal`; returns
@@ -237,6 +259,37 @@ impl Allocator {
     }
 }
 
+/// Number of set bits in `start..end`, whole bytes at a time where possible.
+fn count_set_range(bitmap: &[u8], start: usize, end: usize) -> usize {
+    let mut n = 0;
+    let mut i = start;
+    while i < end {
+        if i.is_multiple_of(8) && i + 8 <= end {
+            n += bitmap[i / 8].count_ones() as usize;
+            i += 8;
+        } else {
+            n += usize::from(bitmap::test_bit(bitmap, i));
+            i += 1;
+        }
+    }
+    n
+}
+
+/// Number of clear bits from `start` up to the first set bit or `end`.
+fn count_clear(bitmap: &[u8], start: usize, end: usize) -> usize {
+    let mut i = start;
+    while i < end {
+        if i.is_multiple_of(8) && i + 8 <= end && bitmap[i / 8] == 0 {
+            i += 8;
+        } else if bitmap::test_bit(bitmap, i) {
+            break;
+        } else {
+            i += 1;
+        }
+    }
+    i - start
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::options::{resolve_features, FsType, MkfsOptions};
@@ -265,6 +318,23 @@ mod tests {
         let big = a.alloc_contiguous(start, 20_000).unwrap();
         assert!(big > b2);
         assert_eq!(a.free_blocks_total(), before - 20_000);
+    }
+
+    #[test]
+    fn free_runs_cross_groups_and_stop_at_used_blocks() {
+        let g = geo(300 << 20);
+        let mut a = Allocator::new(&g);
+        // Group 2 (no backup superblock) is all free: a run from the end of
+        // group 1 continues into it.
+        let g2 = g.group_first_block(2);
+        assert_eq!(a.free_run_len(g2 - 10, 100), 100);
+        a.mark_used(g2 + 50, 1);
+        assert_eq!(a.free_run_len(g2 - 10, 100), 60);
+        assert_eq!(a.free_run_len(g2 + 50, 100), 0);
+        assert_eq!(count_clear(&[0, 0, 0x10], 0, 24), 20);
+        assert_eq!(count_clear(&[0xff, 0], 3, 16), 0);
+        assert_eq!(count_clear(&[0x0f, 0], 4, 16), 12);
+        assert_eq!(count_set_range(&[0xff, 0x0f, 0x01], 4, 17), 9);
     }
 
     #[test]

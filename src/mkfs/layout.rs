@@ -9,6 +9,7 @@
 //! (large contiguous extents) and keeps metadata reads sequential.
 
 use super::alloc::Allocator;
+use super::format::Progress;
 use crate::format::geometry::Geometry;
 
 /// Where one group's bitmaps and inode table are.
@@ -19,11 +20,13 @@ pub struct GroupMeta {
     pub inode_table: u64,
 }
 
-/// Places every group's metadata, marking the blocks used in `alloc`.
+/// Places every group's metadata, marking the blocks used in `alloc`;
+/// reports the groups placed so far to `progress`.
 pub fn place_group_metadata(
     geo: &Geometry,
     flex_size: u32,
     alloc: &mut Allocator,
+    progress: &mut dyn Progress,
 ) -> Result<Vec<GroupMeta>, String> {
     let groups = geo.groups_count;
     let itb = u64::from(geo.inode_table_blocks);
@@ -54,6 +57,7 @@ pub fn place_group_metadata(
             goal = metas[g].inode_table + itb;
         }
         leader += members;
+        progress.count(u64::from(leader), u64::from(groups));
     }
     Ok(metas)
 }

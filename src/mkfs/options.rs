@@ -229,6 +229,10 @@ pub fn resolve_features(fs_type: FsType, edits: &[FeatureEdit]) -> Result<Featur
     if f.incompat.contains(Incompat::CSUM_SEED) && !f.has_metadata_csum() {
         return Err("metadata_csum_seed needs metadata_csum".into());
     }
+    if f.incompat.contains(Incompat::BIT64) && !f.incompat.contains(Incompat::EXTENTS) {
+        // As mke2fs: block maps cannot address blocks past 2^32.
+        return Err("64bit needs extent (add -O ^64bit to use block maps)".into());
+    }
     if f.compat.contains(Compat::ORPHAN_FILE) && !f.compat.contains(Compat::HAS_JOURNAL) {
         return Err("orphan_file needs has_journal".into());
     }
@@ -307,6 +311,9 @@ mod tests {
         let err = resolve_features(FsType::Ext4, &parse_feature_edits("bigalloc")).unwrap_err();
         assert!(err.contains("bigalloc"), "{err}");
         assert!(resolve_features(FsType::Ext4, &parse_feature_edits("nosuch")).is_err());
+        let err = resolve_features(FsType::Ext4, &parse_feature_edits("^extent")).unwrap_err();
+        assert!(err.contains("64bit"), "{err}");
+        assert!(resolve_features(FsType::Ext4, &parse_feature_edits("^extent,^64bit")).is_ok());
     }
 
     #[test]

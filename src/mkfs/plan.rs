@@ -32,11 +32,21 @@ pub struct Plan {
     /// Orphan file blocks (0 without orphan_file).
     pub orphan_file_blocks: u32,
     pub flex_size: u32,
+    /// Things the user should hear about even with `-q` (e.g. a journal
+    /// left out because the file system is too small).
+    pub warnings: Vec<String>,
 }
 
 /// Everything that can make a size or option combination impossible.
 fn err<T>(msg: impl Into<String>) -> Result<T, String> {
     Err(msg.into())
+}
+
+fn too_small(device_bytes: u64) -> String {
+    format!(
+        "{} KiB is too small for a file system",
+        device_bytes.div_ceil(1024)
+    )
 }
 
 /// Decides the geometry for a device of `device_bytes` bytes.
@@ -110,7 +120,7 @@ pub fn plan(
     // size when the inodes do not fit.
     let (groups, ipg, itb, gdt_blocks, rsv_gdt) = loop {
         if blocks <= first_data_block + 1 {
-            return err("device too small for a file system");
+            return err(too_small(device_bytes));
         }
         let groups_u64 = (blocks - first_data_block).div_ceil(u64::from(blocks_per_group));
         let groups = u32::try_from(groups_u64).map_err(|_| "too many block groups".to_string())?;
@@ -170,7 +180,7 @@ pub fn plan(
         }
         let rem = (blocks - first_data_block) % u64::from(blocks_per_group);
         if groups == 1 && rem != 0 && rem < u64::from(overhead) {
-            return err("device too small for a file system");
+            return err(too_small(device_bytes));
         }
         if rem != 0 && rem < u64::from(overhead) + 50 {
             blocks -= rem;
@@ -185,7 +195,13 @@ pub fn plan(
     }
     let inodes_count = ipg * groups;
     if inodes_count < 16 {
-        return err("too few inodes");
+        return err(match opts.inodes_count {
+            Some(n) => format!("-N {n} gives {inodes_count} inodes, fewer than the 16 needed"),
+            None => format!(
+                "{}: it would have {inodes_count} inodes, fewer than the 16 needed",
+                too_small(device_bytes)
+            ),
+        });
     }
 
     let mut f = SuperblockFields::read_fields(&[0u8; superblock::SUPERBLOCK_SIZE]);
@@ -229,7 +245,10 @@ pub fn plan(
     if is_64bit {
         f.desc_size = 64;
     }
-    if features.ro_compat.contains(RoCompat::EXTRA_ISIZE) && inode_size > 128 {
+    // Like ext2fs_initialize: whenever the inode has room for the large
+    // inode's fields (160 bytes), independent of the extra_isize feature;
+    // every inode mkfs writes has i_extra_isize = 32 then.
+    if inode_size >= 160 {
         f.min_extra_isize = 32;
         f.want_extra_isize = 32;
     }
@@ -247,14 +266,10 @@ pub fn plan(
     if features.incompat.contains(Incompat::CSUM_SEED) {
         f.checksum_seed = crate::format::csum::fs_csum_seed(&uuid);
     }
-    let mut sb = Superblock { f };
-    sb.set_features(features);
-    sb.set_blocks_count(blocks);
-    let reserved = (reserved_ratio * blocks as f64 / 100.0) as u64;
-    sb.set_r_blocks_count(reserved);
-    let geo = Geometry::new(&sb);
-    debug_assert_eq!(geo.gdt_blocks, gdt_blocks);
-
+    // The journal is decided before the superblock gets its features: like
+    // mke2fs, a file system too small for the default journal is made
+    // without one (with a warning), unless a size was asked for.
+    let mut warnings = Vec::new();
     let journal_blocks = if features.compat.contains(Compat::HAS_JOURNAL) {
         match opts.journal_size_mib {
             Some(mib) => {
@@ -266,12 +281,29 @@ pub fn plan(
                 }
                 u32::try_from(jb).unwrap_or(0)
             }
-            None => jbd2::default_journal_blocks(blocks)
-                .ok_or("file system too small for a journal (use -O ^has_journal)")?,
+            None => match jbd2::default_journal_blocks(blocks) {
+                Some(n) => n,
+                None if features.compat.contains(Compat::ORPHAN_FILE) => {
+                    return err("file system too small for a journal, which orphan_file needs");
+                }
+                None => {
+                    warnings.push("file system too small for a journal: made without one".into());
+                    features.compat.remove(Compat::HAS_JOURNAL);
+                    0
+                }
+            },
         }
     } else {
         0
     };
+    let mut sb = Superblock { f };
+    sb.set_features(features);
+    sb.set_blocks_count(blocks);
+    let reserved = (reserved_ratio * blocks as f64 / 100.0) as u64;
+    sb.set_r_blocks_count(reserved);
+    let geo = Geometry::new(&sb);
+    debug_assert_eq!(geo.gdt_blocks, gdt_blocks);
+
     let orphan_file_blocks = if features.compat.contains(Compat::ORPHAN_FILE) {
         orphan::default_orphan_file_blocks(blocks, block_size, 1)
     } else {
@@ -284,6 +316,7 @@ pub fn plan(
         journal_blocks,
         orphan_file_blocks,
         flex_size,
+        warnings,
     })
 }
 

@@ -24,11 +24,14 @@ use super::filemap::{alloc_runs, map_runs, Run};
 use super::plan::LOST_FOUND_INO;
 use super::special::{uses_extents, write_runs};
 use crate::format::csum::inode_seed;
-use crate::format::dir::{build_linear_dir, FileType, NewEntry};
+use crate::format::dir::{build_linear_dir, set_dir_block_csum, FileType, NewEntry};
+use crate::format::dx_hash::DxHashVersion;
 use crate::format::features::{Compat, Incompat, RoCompat};
-use crate::format::inode::{Inode, Timestamp, S_IFDIR, S_IFMT};
+use crate::format::htree::{build_htree_dir, set_dx_csum, HtreeParams};
+use crate::format::inode::{flags, Inode, Timestamp, S_IFDIR, S_IFMT};
+use crate::format::superblock;
 use crate::format::xattr::{self, Xattr};
-use crate::format::InodeNo;
+use crate::format::{FormatError, InodeNo};
 
 /// The root directory's inode number.
 pub const ROOT_INO: u32 = 2;
@@ -226,7 +229,8 @@ impl Populator {
             return Ok((ino, file_type));
         }
         if ft.is_file() {
-            copy_file_data(b, ino, &mut inode, path, meta.len())?;
+            copy_file_data(b, ino, &mut inode, path, meta.len())
+                .map_err(|e| format!("cannot copy {shown}: {e}"))?;
         } else if ft.is_symlink() {
             let target =
                 fs::read_link(path).map_err(|e| format!("cannot read link {shown}: {e}"))?;
@@ -419,12 +423,10 @@ fn copy_file_data(
     path: &Path,
     len: u64,
 ) -> Result<(), String> {
-    let shown = path.display();
     let bs = u64::from(b.block_size());
     inode.size = len;
-    let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let segments =
-        data_segments(&file, len).map_err(|e| format!("cannot map holes of {shown}: {e}"))?;
+    let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let segments = data_segments(&file, len).map_err(|e| format!("cannot map its holes: {e}"))?;
     let goal = Some(
         b.plan
             .geo
@@ -446,7 +448,7 @@ fn copy_file_data(
         if first_blk >= last_blk {
             continue;
         }
-        let logical = u32::try_from(first_blk).map_err(|_| format!("{shown}: file too large"))?;
+        let logical = u32::try_from(first_blk).map_err(|_| "file too large".to_string())?;
         let prev_end = runs.last().map(|r| r.phys + u64::from(r.len));
         let new_runs = alloc_runs(b, prev_end.or(goal), logical, last_blk - first_blk)?;
         for r in &new_runs {
@@ -455,8 +457,8 @@ fn copy_file_data(
             let mut phys_byte = r.phys * bs;
             while off < run_end {
                 let n = ((run_end - off) as usize).min(buf.len());
-                let got = read_full(&file, &mut buf[..n], off)
-                    .map_err(|e| format!("cannot read {shown}: {e}"))?;
+                let got =
+                    read_full(&file, &mut buf[..n], off).map_err(|e| format!("read error: {e}"))?;
                 // Zero-fill the tail of the last block.
                 let padded = got.div_ceil(bs as usize) * bs as usize;
                 buf[got..padded].fill(0);
@@ -539,7 +541,10 @@ fn write_symlink(
     map_runs(b, ino, inode, &runs, uses_extents(b))
 }
 
-/// Writes a directory's blocks and its inode.
+/// Writes a directory's blocks and its inode. A directory that needs more
+/// than one block is indexed (an htree, INDEX_FL) when dir_index is on, as
+/// the kernel and `e2fsck -D` would make it; otherwise, and if the index
+/// cannot hold it, it is linear.
 fn write_directory(b: &mut Builder, dir: &mut PendingDir, entries: &[Entry]) -> Result<(), String> {
     let bs = b.block_size() as usize;
     let seed = b
@@ -558,7 +563,17 @@ fn write_directory(b: &mut Builder, dir: &mut PendingDir, entries: &[Entry]) -> 
             },
         })
         .collect();
-    let data = build_linear_dir(dir.ino, dir.parent, &new_entries, bs, seed)?;
+    let mut data = build_linear_dir(dir.ino, dir.parent, &new_entries, bs, seed)?;
+    let mut indexed = false;
+    if data.len() > bs && b.plan.features.compat.contains(Compat::DIR_INDEX) {
+        if let Some(hashed) = build_indexed(b, dir, &new_entries, seed)? {
+            data = hashed;
+            indexed = true;
+        }
+    }
+    if !with_types {
+        clear_dot_file_types(&mut data[..bs], seed, indexed)?;
+    }
     let nblocks = (data.len() / bs) as u64;
     let goal = Some(
         b.plan
@@ -570,6 +585,57 @@ fn write_directory(b: &mut Builder, dir: &mut PendingDir, entries: &[Entry]) -> 
     let mut inode = dir.inode.clone();
     inode.mode = (inode.mode & !S_IFMT) | S_IFDIR;
     inode.size = data.len() as u64;
+    if indexed {
+        inode.flags |= flags::INDEX;
+    }
     map_runs(b, dir.ino, &mut inode, &runs, uses_extents(b))?;
     store_inode(b, dir.ino, inode, &dir.xattrs)
+}
+
+/// The blocks of `dir` as an htree, or `None` when the index would need
+/// more levels than the file system allows (the caller keeps it linear).
+fn build_indexed(
+    b: &Builder,
+    dir: &PendingDir,
+    entries: &[NewEntry<'_>],
+    csum_seed: Option<u32>,
+) -> Result<Option<Vec<u8>>, String> {
+    let sb = &b.plan.sb.f;
+    let unsigned = sb.flags & superblock::FLAG_UNSIGNED_HASH != 0;
+    let params = HtreeParams {
+        block_size: b.block_size() as usize,
+        hash_version: DxHashVersion::effective(sb.def_hash_version, unsigned)?,
+        hash_seed: sb.hash_seed,
+        csum_seed,
+        largedir: b.plan.features.incompat.contains(Incompat::LARGEDIR),
+    };
+    match build_htree_dir(dir.ino, dir.parent, entries, &params) {
+        Ok(data) => Ok(Some(data)),
+        Err(FormatError::Unsupported { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Without the filetype feature, a directory entry's byte 7 is the high
+/// byte of a 16-bit name length, so `.` and `..` (at offsets 0 and 12 of a
+/// directory's first block, linear or htree root) must carry file type 0.
+/// The format layer's builders always mark them as directories; clear that
+/// and redo the block's checksum.
+pub fn clear_dot_file_types(
+    block0: &mut [u8],
+    csum_seed: Option<u32>,
+    indexed: bool,
+) -> Result<(), String> {
+    const DOT_FILE_TYPE: usize = 7;
+    const DOTDOT_FILE_TYPE: usize = 12 + 7;
+    block0[DOT_FILE_TYPE] = 0;
+    block0[DOTDOT_FILE_TYPE] = 0;
+    if let Some(seed) = csum_seed {
+        if indexed {
+            set_dx_csum(block0, seed)?;
+        } else {
+            set_dir_block_csum(block0, seed)?;
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use super::builder::Builder;
 use super::filemap::{alloc_runs, map_runs};
 use super::plan::LOST_FOUND_INO;
+use super::populate::clear_dot_file_types;
 use crate::format::csum::inode_seed;
 use crate::format::dir::{build_linear_dir, LeafBuilder};
 use crate::format::features::{Compat, Incompat};
@@ -55,6 +56,9 @@ pub fn make_lost_found(b: &mut Builder) -> Result<(), String> {
     inode.links_count = 2;
     let seed = b.csum_seed().map(|s| inode_seed(s, InodeNo(ino), 0));
     let mut data = build_linear_dir(ino, 2, &[], bs as usize, seed)?;
+    if !b.plan.features.incompat.contains(Incompat::FILETYPE) {
+        clear_dot_file_types(&mut data[..bs as usize], seed, false)?;
+    }
     for _ in 1..nblocks {
         let start = data.len();
         data.resize(start + bs as usize, 0);
@@ -102,10 +106,9 @@ pub fn make_resize_inode(b: &mut Builder) -> Result<(), String> {
     inode.links_count = 1;
     let size_blocks = u64::from(apb) * u64::from(apb) + u64::from(apb) + 12;
     inode.size = size_blocks * u64::from(bs);
-    if rsv == 0 {
-        b.put_inode(RESIZE_INO, &inode, None)?;
-        return Ok(());
-    }
+    // The double-indirect block is allocated even when no GDT blocks are
+    // reserved (e2fsck accepts both), as mke2fs does, so the free block
+    // counts of the two tools agree.
     let sb_block = geo.first_data_block;
     let goal = sb_block
         + u64::from(geo.gdt_blocks)

@@ -22,6 +22,8 @@ pub struct Target {
     /// Whether every byte of the file system range is known to read as zero.
     pub zeroed: bool,
     pub is_block_device: bool,
+    /// Whether `open` created the file (it did not exist before).
+    pub created: bool,
     written_bytes: u64,
 }
 
@@ -81,6 +83,7 @@ impl Target {
     pub fn open(path: &Path, size: Option<u64>) -> Result<Target, String> {
         let shown = path.display();
         let meta = std::fs::metadata(path).ok();
+        let created = meta.is_none();
         let is_block_device = meta
             .as_ref()
             .is_some_and(|m| m.file_type().is_block_device());
@@ -123,13 +126,25 @@ impl Target {
             }
             zeroed = current == 0 || punch_hole(&file, size_bytes).is_ok();
         }
-        Ok(Target {
+        let mut target = Target {
             file,
             size_bytes,
             zeroed,
             is_block_device,
+            created,
             written_bytes: 0,
-        })
+        };
+        if !zeroed {
+            // An old file system's primary superblock (bytes 1024..2048)
+            // must not outlive a failed mkfs and vouch for half-written
+            // metadata: wipe it first (as mke2fs does), the new one is
+            // written last.
+            let end = size_bytes.min(4096);
+            if end > 1024 {
+                target.write_at(&vec![0u8; (end - 1024) as usize], 1024)?;
+            }
+        }
+        Ok(target)
     }
 
     /// Writes `data` at byte `offset`.

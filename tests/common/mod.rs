@@ -9,10 +9,16 @@
 //!   [`debugfs_r`], [`debugfs_w`].
 //! - [`mount`]: [`KernelMount`] (loop mount, unmounted on drop) and the
 //!   root/skip policy: [`require_kernel_mount`], [`require_root`].
+//! - [`pair`]: [`pair::Pair`], one workload on fext and on the kernel's ext4,
+//!   judged by every oracle.
 //! - [`compare`]: the tree oracle [`compare_trees`].
 //! - [`richtree`]: [`make_rich_tree`], a source tree with every file type.
 //! - [`corpus`]: the e2fsprogs image corpus in `../shared/corpus`.
+//! - [`fext_mount`]: [`FextMount`], the `fext` daemon mounted at a temp dir
+//!   (unmounted and waited for on drop), [`make_fext_image`].
 //! - [`xattr`]: `l*xattr` wrappers.
+//! - [`sys`]: libc wrappers (renameat2, mknod, utimensat, fallocate, ...)
+//!   returning `io::Result` for errno checks.
 //!
 //! Everything here panics with a full message (command output included)
 //! when something goes wrong: these are test helpers.
@@ -27,8 +33,11 @@ pub mod cmd;
 pub mod compare;
 pub mod corpus;
 pub mod e2fs;
+pub mod fext_mount;
 pub mod mount;
+pub mod pair;
 pub mod richtree;
+pub mod sys;
 pub mod tmp;
 pub mod xattr;
 
@@ -41,6 +50,7 @@ pub use e2fs::{
     assert_e2fsck_clean, debugfs_r, debugfs_w, dumpe2fs_h, e2fsck_fn, e2fsck_fy, mke2fs_image,
     Dumpe2fs,
 };
+pub use fext_mount::{fext_bin, make_fext_image, mount_entry, FextMount};
 pub use mount::{is_root, kernel_mount_check, require_kernel_mount, require_root, KernelMount};
 pub use richtree::{make_rich_tree, make_rich_tree_with, RichTree, RichTreeOpts};
 pub use tmp::{is_mountpoint, TempDir, TempImage};

@@ -165,7 +165,7 @@ impl ImageView<'_> {
 
     /// Directory size in blocks, checked against the cap.
     fn dir_blocks(&self, inode: &Inode) -> Result<u64> {
-        let n = inode.size.div_ceil(self.block_size as u64);
+        let n = inode.size.div_ceil(self.bs64());
         if n > MAX_DIR_BLOCKS {
             return Err(FormatError::unsupported(
                 "directory",

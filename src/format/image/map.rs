@@ -174,6 +174,32 @@ impl ImageView<'_> {
         Ok(map)
     }
 
+    /// The bad blocks inode's list (its block map, whatever its mode; the
+    /// data blocks are the bad blocks).
+    pub fn bad_blocks_map(&self) -> Result<FileMap> {
+        let ino = super::super::ids::special::BAD_BLOCKS.0;
+        let inode = self.inode(ino)?;
+        let ptrs = parse_i_block(&inode.block)?;
+        let read = |b: super::super::PhysBlock, buf: &mut [u8]| -> Result<()> {
+            buf.copy_from_slice(self.block(b.0)?);
+            Ok(())
+        };
+        let walk = walk_block_map(&ptrs, self.block_size, self.blocks_count, read)?;
+        let mut map = FileMap {
+            meta_blocks: walk.meta.iter().map(|b| b.0).collect(),
+            ..FileMap::default()
+        };
+        for (l, p) in &walk.data {
+            map.push(BlockRun {
+                logical: l.0,
+                phys: p.0,
+                len: 1,
+                unwritten: false,
+            });
+        }
+        Ok(map)
+    }
+
     /// The inline data area of an `INLINE_DATA_FL` inode: `i_block` followed
     /// by the value of its in-inode `system.data` attribute (which must
     /// exist, possibly empty). `None` for other inodes.
@@ -252,8 +278,8 @@ impl ImageView<'_> {
 
     /// Fills `out` (file bytes from `offset`) from the runs of `map`.
     fn copy_runs(&self, map: &FileMap, offset: u64, out: &mut [u8]) -> Result<()> {
-        let bs = self.block_size as u64;
-        let end = offset + out.len() as u64;
+        let bs = self.bs64();
+        let end = offset.saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
         let first = offset / bs;
         let start_idx = map.runs.partition_point(|r| r.logical_end() <= first);
         for run in &map.runs[start_idx..] {
@@ -302,7 +328,7 @@ impl ImageView<'_> {
             ));
         }
         let size = inode.size;
-        if size == 0 || size > MAX_SYMLINK_LEN || size >= self.block_size as u64 {
+        if size == 0 || size > MAX_SYMLINK_LEN || size >= self.bs64() {
             return Err(FormatError::corrupt(
                 WHAT,
                 format!("inode {ino}: target length {size}"),

@@ -155,7 +155,7 @@ impl ImageView<'_> {
                     .saturating_sub(u64::from(r.logical))
             })
             .sum();
-        if mapped != maxlen || inode.size < maxlen.saturating_mul(self.block_size as u64) {
+        if mapped != maxlen || inode.size < maxlen.saturating_mul(self.bs64()) {
             return Err(FormatError::corrupt(
                 WHAT,
                 format!(
@@ -191,7 +191,7 @@ impl ImageView<'_> {
                 ),
             ));
         }
-        let nblocks = inode.size / self.block_size as u64;
+        let nblocks = inode.size / self.bs64();
         let map = self.file_map(ino, &inode)?;
         let seed = orphan::csum_seed(self.fs_seed, InodeNo(ino), inode.generation);
         let mut out = Vec::new();

@@ -42,7 +42,7 @@ use super::csum::crc32c;
 use super::error::{FormatError, Result};
 use super::features::{Compat, Features, Incompat, RoCompat};
 use super::geometry::Geometry;
-use super::group_desc::{verify_group_desc_csum, GroupDesc, BG_INODE_UNINIT};
+use super::group_desc::{verify_group_desc_csum, GroupDesc, BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use super::inode::{inode_csum, Inode, GOOD_OLD_INODE_SIZE};
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 
@@ -97,7 +97,10 @@ impl<'a> ImageView<'a> {
     /// its default geometry (8 x block size blocks per group), for each
     /// block size from 1 KiB to 64 KiB; the first copy found whose block
     /// size and blocks-per-group agree is used, and the group descriptors
-    /// are read from the table that follows it.
+    /// are read from the table that follows it. As e2fsprogs does with a
+    /// backup, the descriptors' lazy-init flags and `bg_itable_unused` are
+    /// ignored (backups are not kept up to date) and their checksums not
+    /// judged.
     pub fn open_with_superblock(bytes: &'a [u8], group: u32) -> Result<Self> {
         if group == 0 {
             return Self::open(bytes);
@@ -220,9 +223,17 @@ impl<'a> ImageView<'a> {
                 if g >= groups {
                     break;
                 }
-                let desc = GroupDesc::parse(raw, ds)?;
-                let csum_ok =
+                let mut desc = GroupDesc::parse(raw, ds)?;
+                let mut csum_ok =
                     verify_group_desc_csum(&features, self.fs_seed, &self.sb.f.uuid, g, raw);
+                if self.sb_group != 0 && features.has_group_csum() {
+                    // Backup descriptors are not kept up to date: like
+                    // e2fsprogs' ext2fs_open2, trust no lazy-init state
+                    // from them (and do not judge their checksums).
+                    desc.flags &= !(BG_INODE_UNINIT | BG_BLOCK_UNINIT);
+                    desc.itable_unused = 0;
+                    csum_ok = true;
+                }
                 out.push(GroupInfo { desc, csum_ok });
             }
         }
@@ -260,6 +271,11 @@ impl<'a> ImageView<'a> {
     /// Block size in bytes.
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// Block size in bytes, as a `u64` for block arithmetic.
+    pub(crate) fn bs64(&self) -> u64 {
+        u64::from(self.sb.block_size())
     }
 
     pub fn blocks_count(&self) -> u64 {
@@ -323,7 +339,7 @@ impl<'a> ImageView<'a> {
                 ),
             ));
         }
-        let bs = self.block_size as u64;
+        let bs = self.bs64();
         let start = first.checked_mul(bs);
         let len = count.checked_mul(bs);
         match (start, len) {
@@ -360,7 +376,7 @@ impl<'a> ImageView<'a> {
         }
         let isz = u64::from(self.geo.inode_size);
         let off = table
-            .checked_mul(self.block_size as u64)
+            .checked_mul(self.bs64())
             .and_then(|o| o.checked_add(u64::from(idx) * isz))
             .ok_or_else(|| FormatError::corrupt("inode table", "offset overflow"))?;
         slice_at(self.bytes, off, to_usize(isz, "inode size")?, "inode")

@@ -20,7 +20,15 @@
 //!   exists);
 //! - link counts: a file's `i_links_count` equals the entries naming it; a
 //!   directory's equals 2 + its subdirectories (1 allowed past 65000 with
-//!   dir_nlink).
+//!   dir_nlink);
+//! - block ownership (pass 1b): no block is claimed twice by the groups'
+//!   fixed metadata (superblock and descriptor copies, bitmaps, inode
+//!   tables), the bad blocks list, the journal, orphan and quota files, and
+//!   the data, tree and xattr blocks of the inodes reached (a shared xattr
+//!   block counts once).
+//!
+//! Not checked: the bitmaps and summary counts (e2fsck pass 5), inodes
+//! that no directory reaches, the resize inode.
 //!
 //! Bounds: an explicit stack, a visited set for directories (so loops and
 //! directory hard links are reported, not followed), each non-directory
@@ -248,7 +256,11 @@ impl<'v, 'a> Walker<'v, 'a> {
             );
         }
         let f = &view.sb.f;
-        let mut special_inodes = vec![(special::BAD_BLOCKS.0, "<bad blocks inode>")];
+        match view.bad_blocks_map() {
+            Ok(map) => self.claim_map(special::BAD_BLOCKS.0, "<bad blocks inode>", &map),
+            Err(e) => self.error(special::BAD_BLOCKS.0, "<bad blocks inode>", e),
+        }
+        let mut special_inodes = Vec::new();
         if view.has_compat(Compat::HAS_JOURNAL) && f.journal_inum != 0 {
             special_inodes.push((f.journal_inum, "<journal>"));
         }
@@ -427,7 +439,7 @@ impl<'v, 'a> Walker<'v, 'a> {
             Ok(map) => {
                 let meta = u64::try_from(map.meta_blocks.len()).unwrap_or(u64::MAX);
                 self.spend(meta);
-                let bs = view.block_size() as u64;
+                let bs = view.bs64();
                 if let Some(last) = map.runs.iter().rev().find(|r| !r.unwritten) {
                     let last_blk = last.logical_end() - 1;
                     if inode.size < last_blk.saturating_mul(bs) && ft != S_IFDIR {
@@ -538,7 +550,7 @@ impl<'v, 'a> Walker<'v, 'a> {
         let mut stack = vec![(root, String::new(), root, root_inode)];
         while let Some((ino, path, parent, inode)) = stack.pop() {
             let shown = if path.is_empty() { "/" } else { path.as_str() };
-            let nblocks = inode.size.div_ceil(view.block_size() as u64);
+            let nblocks = inode.size.div_ceil(view.bs64());
             if !self.spend(nblocks) {
                 break;
             }
