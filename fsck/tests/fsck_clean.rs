@@ -224,3 +224,21 @@ fn progress_bar_on_fd_0_and_verbose_statistics() {
         out.stdout
     );
 }
+
+#[test]
+fn large_sparse_image_in_every_mode() {
+    // 64 GiB, sparse: more than this machine's memory, so the writable
+    // (copy-on-write) mapping must not reserve swap for the whole image.
+    let img = TempImage::empty();
+    let opts = MkfsOptions {
+        fs_type: FsType::Ext4,
+        quiet: true,
+        ..MkfsOptions::default()
+    };
+    make_filesystem(img.path(), Some(64 << 30), &opts, &mut Silent).expect("mkfs.fext");
+    check_clean(img.path());
+    debugfs_w(img.path(), &["sif <2> links_count 9"]);
+    let out = fsck(&["-fy"], img.path());
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert_e2fsck_clean(img.path());
+}

@@ -464,3 +464,37 @@ fn journal_needing_recovery_is_refused_in_write_modes() {
         );
     }
 }
+
+/// `fsck-fext -f IMAGE` under a pseudo-terminal (util-linux `script`),
+/// answers fed on its input; returns (exit code, output).
+fn interactive(image: &std::path::Path, answers: &str) -> (i32, String) {
+    let cmdline = format!("{FSCK} -f {}", image.display());
+    let out = Cmd::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin_bytes(answers.as_bytes().to_vec())
+        .timeout(LIMIT)
+        .output();
+    (out.code, out.stdout.replace('\r', ""))
+}
+
+#[test]
+fn interactive_mode_asks_on_a_terminal() {
+    let img = ext4_image();
+    debugfs_w(img.path(), &["sif /files/tiny links_count 5"]);
+    let (code, out) = interactive(img.path(), "n\nn\nn\nn\n");
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("ref count is 5, should be 1.  Fix<y>?"),
+        "{out}"
+    );
+    // Answered no: still damaged (only the superblock's bookkeeping, the
+    // "not clean" state, is written, as e2fsck does).
+    let (e2, e2out) = e2fsck_fn(img.path());
+    assert!(
+        e2out.contains("ref count is 5, should be 1"),
+        "{e2}: {e2out}"
+    );
+    let (code, out) = interactive(img.path(), "y\ny\ny\ny\n");
+    assert_eq!(code, 1, "{out}");
+    assert_e2fsck_clean(img.path());
+}

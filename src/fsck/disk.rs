@@ -80,7 +80,15 @@ impl Disk {
         // file: only `flush` does, with pwrite.
         let map = unsafe {
             if writable {
-                Map::Private(MmapOptions::new().len(mlen).map_copy(&file)?)
+                // MAP_NORESERVE: only the pages repairs touch are ever
+                // copied; without it a large image (1 TiB) is refused with
+                // ENOMEM by the kernel's overcommit accounting.
+                Map::Private(
+                    MmapOptions::new()
+                        .len(mlen)
+                        .no_reserve_swap()
+                        .map_copy(&file)?,
+                )
             } else {
                 Map::ReadOnly(MmapOptions::new().len(mlen).map(&file)?)
             }
@@ -95,7 +103,6 @@ impl Disk {
         })
     }
 
-    /// Whether repairs may be made (the image was opened read-write).
     /// Tells the kernel that `len` bytes at `off` will be read soon (read
     /// ahead, e.g. the inode tables before pass 1). Only a hint: errors and
     /// out-of-range requests are ignored.
@@ -115,6 +122,7 @@ impl Disk {
         };
     }
 
+    /// Whether repairs may be made (the image was opened read-write).
     pub fn is_writable(&self) -> bool {
         matches!(self.map, Map::Private(_))
     }

@@ -1527,8 +1527,20 @@ impl Checker {
         if !out.used {
             return;
         }
+        // The resize inode's indirect blocks are the primary reserved GDT
+        // blocks (fixed metadata): only it may rewrite them.
+        let rsv = if ino == 7 && !self.fs.has_incompat(Incompat::META_BG) {
+            let start = self.fs.first_data_block + 1 + u64::from(self.fs.geo.gdt_blocks);
+            start..start + u64::from(self.fs.geo.reserved_gdt_blocks)
+        } else {
+            0..0
+        };
         for (b, data) in std::mem::take(&mut out.acc.block_writes) {
-            self.write_block(b, &data);
+            if rsv.contains(&b) {
+                self.write_meta_block(b, &data);
+            } else {
+                self.write_block(b, &data);
+            }
         }
         let i = u64::from(ino);
         self.inode_used.set(i);

@@ -672,7 +672,9 @@ impl MapWalk<'_, '_> {
                 return false;
             }
         }
-        if changed && !self.env.block_meta.get(ptr) {
+        // Never over fixed metadata, except the resize inode's own
+        // indirect blocks (the reserved GDT blocks; the merge checks).
+        if changed && (self.ino == RESIZE_INO || !self.env.block_meta.get(ptr)) {
             self.acc.block_writes.push((ptr, buf));
         }
         true
