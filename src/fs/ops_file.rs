@@ -151,18 +151,8 @@ impl State {
             };
             match phys {
                 Some(p) => {
-                    for i in 0..n {
-                        let lb = l + i;
-                        let (from, to) = block_span(lb, off, end, bs);
-                        let whole = from == 0 && to == bs as usize;
-                        let blk = if unwritten || whole {
-                            self.vol.new_block(p + u64::from(i), BlockKind::Data)?
-                        } else {
-                            self.vol.write_block(p + u64::from(i), BlockKind::Data)?
-                        };
-                        let src = (u64::from(lb) * bs + from as u64 - off) as usize;
-                        blk[from..to].copy_from_slice(&data[src..src + (to - from)]);
-                    }
+                    // Unwritten blocks read as zeros: start them from zeros.
+                    self.copy_into_blocks(l, p, n, unwritten, off, data)?;
                     if unwritten {
                         let map = self
                             .inodes
@@ -204,19 +194,44 @@ impl State {
                             .expect("loaded");
                         map.map(l, p, got, false);
                     }
-                    for i in 0..got {
-                        let lb = l + i;
-                        let (from, to) = block_span(lb, off, end, bs);
-                        let blk = self.vol.new_block(p + u64::from(i), BlockKind::Data)?;
-                        let src = (u64::from(lb) * bs + from as u64 - off) as usize;
-                        blk[from..to].copy_from_slice(&data[src..src + (to - from)]);
-                    }
+                    self.copy_into_blocks(l, p, got, true, off, data)?;
                     l += got;
                 }
             }
         }
         self.finish_write(ino, end);
         Ok(data.len())
+    }
+
+    /// Copies the part of a write (`data` at byte `off`) that falls in
+    /// logical blocks `lblk..lblk+count` into physical blocks `phys..`.
+    /// `fresh`: the blocks' old content does not count (newly allocated or
+    /// unwritten), so they start zero-filled; otherwise only blocks the
+    /// write covers whole skip reading the old content.
+    fn copy_into_blocks(
+        &mut self,
+        lblk: u32,
+        phys: u64,
+        count: u32,
+        fresh: bool,
+        off: u64,
+        data: &[u8],
+    ) -> FsResult<()> {
+        let bs = self.vol.block_size() as u64;
+        let end = off + data.len() as u64;
+        for i in 0..count {
+            let lb = lblk + i;
+            let (from, to) = block_span(lb, off, end, bs);
+            let whole = from == 0 && to == bs as usize;
+            let blk = if fresh || whole {
+                self.vol.new_block(phys + u64::from(i), BlockKind::Data)?
+            } else {
+                self.vol.write_block(phys + u64::from(i), BlockKind::Data)?
+            };
+            let src = (u64::from(lb) * bs + from as u64 - off) as usize;
+            blk[from..to].copy_from_slice(&data[src..src + (to - from)]);
+        }
+        Ok(())
     }
 
     /// Size, times, i_blocks and reservation after a write ending at `end`.
