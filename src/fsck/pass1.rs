@@ -25,11 +25,11 @@ use super::ask::{Ask, Recorder};
 use super::bitset::BitSet;
 use super::check::{Checker, DirBlock, DirInfo, DxDir};
 use super::fs::Fs;
-use super::ino::{fl, InodeRead, InodeWrite, I_FADDR};
+use super::ino::{fl, InodeRead, InodeWrite};
 use super::pass1_blocks::{check_blockmap, check_extents, extent_header_ok, BlockAcc, RESIZE_INO};
 use super::problem::{Code, Mode, PCtx};
 use super::xattr_check::{
-    check_ea_block, check_inode_extra_space, ibody_has_attr, inline_data_size, EaBlock, IbodyResult,
+    check_ea_block, check_inode_extra_space, inline_data_size, EaBlock, IbodyResult,
 };
 
 pub const BAD_INO: u32 = 1;
@@ -313,64 +313,31 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
             out.failed_csum = false;
         }
     } else if ino == JOURNAL_INO {
-        out.used = true;
-        if fs.sb.f.journal_inum == JOURNAL_INO {
-            if !out.raw.is_reg() && ask.fix(Code::JournalBadMode, &p) {
-                out.raw.set_mode(S_IFREG);
-                out.dirty = true;
-                out.failed_csum = false;
-            }
-            check_blocks(env, ask, &mut out);
+        let role = SpecialFile {
+            in_use: fs.sb.f.journal_inum == JOURNAL_INO,
+            bad_mode: Code::JournalBadMode,
+            not_clear: Code::JournalInodeNotClear,
+        };
+        if check_special_file(env, ask, &mut out, &p, role) {
             return Some(out);
-        }
-        let r = &out.raw;
-        if (r.links() != 0 || r.blocks_lo() != 0 || r.block_word(0) != 0)
-            && ask.fix(Code::JournalInodeNotClear, &p)
-        {
-            out.raw.iter_mut().for_each(|b| *b = 0);
-            out.links = 0;
-            out.dirty = true;
-            out.failed_csum = false;
         }
     } else if env.quota_reserved(ino) {
-        out.used = true;
-        if env.quota_fs && env.quota_super(ino) {
-            if !out.raw.is_reg() && ask.fix(Code::QuotaBadMode, &p) {
-                out.raw.set_mode(S_IFREG);
-                out.dirty = true;
-                out.failed_csum = false;
-            }
-            check_blocks(env, ask, &mut out);
+        let role = SpecialFile {
+            in_use: env.quota_fs && env.quota_super(ino),
+            bad_mode: Code::QuotaBadMode,
+            not_clear: Code::QuotaInodeNotClear,
+        };
+        if check_special_file(env, ask, &mut out, &p, role) {
             return Some(out);
-        }
-        let r = &out.raw;
-        if (r.links() != 0 || r.blocks_lo() != 0 || r.block_word(0) != 0)
-            && ask.fix(Code::QuotaInodeNotClear, &p)
-        {
-            out.raw.iter_mut().for_each(|b| *b = 0);
-            out.links = 0;
-            out.dirty = true;
-            out.failed_csum = false;
         }
     } else if ino == fs.sb.f.orphan_file_inum {
-        out.used = true;
-        if fs.has_compat(Compat::ORPHAN_FILE) {
-            if !out.raw.is_reg() && ask.fix(Code::OrphanFileBadMode, &p) {
-                out.raw.set_mode(S_IFREG);
-                out.dirty = true;
-                out.failed_csum = false;
-            }
-            check_blocks(env, ask, &mut out);
+        let role = SpecialFile {
+            in_use: fs.has_compat(Compat::ORPHAN_FILE),
+            bad_mode: Code::OrphanFileBadMode,
+            not_clear: Code::OrphanFileNotClear,
+        };
+        if check_special_file(env, ask, &mut out, &p, role) {
             return Some(out);
-        }
-        let r = &out.raw;
-        if (r.links() != 0 || r.blocks_lo() != 0 || r.block_word(0) != 0)
-            && ask.fix(Code::OrphanFileNotClear, &p)
-        {
-            out.raw.iter_mut().for_each(|b| *b = 0);
-            out.links = 0;
-            out.dirty = true;
-            out.failed_csum = false;
         }
     } else if ino < first_ino {
         out.used = true;
@@ -441,9 +408,6 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
         &mut out.raw,
         isz,
         fs.sb.f.want_extra_isize,
-        env.ea_inode_fs,
-        fs.inodes_count,
-        first_ino,
         &mut ib,
     ) {
         out.dirty = true;
@@ -500,6 +464,44 @@ pub fn scan_inode(env: &Env, ask: &mut dyn Ask, ino: u32, orig: &[u8]) -> Option
     }
     check_blocks(env, ask, &mut out);
     Some(out)
+}
+
+/// A reserved inode that holds a regular file while its feature is on
+/// (journal, quota, orphan file) and must be all zeros while it is off.
+struct SpecialFile {
+    in_use: bool,
+    bad_mode: Code,
+    not_clear: Code,
+}
+
+/// Checks a [`SpecialFile`] inode; true when the inode is fully checked
+/// (in use: mode and blocks) and the caller is done with it.
+fn check_special_file(
+    env: &Env,
+    ask: &mut dyn Ask,
+    out: &mut Out,
+    p: &PCtx,
+    role: SpecialFile,
+) -> bool {
+    out.used = true;
+    if role.in_use {
+        if !out.raw.is_reg() && ask.fix(role.bad_mode, p) {
+            out.raw.set_mode(S_IFREG);
+            out.dirty = true;
+            out.failed_csum = false;
+        }
+        check_blocks(env, ask, out);
+        return true;
+    }
+    let r = &out.raw;
+    if (r.links() != 0 || r.blocks_lo() != 0 || r.block_word(0) != 0) && ask.fix(role.not_clear, p)
+    {
+        out.raw.iter_mut().for_each(|b| *b = 0);
+        out.links = 0;
+        out.dirty = true;
+        out.failed_csum = false;
+    }
+    false
 }
 
 fn reserved_name(ino: u32) -> &'static str {
@@ -1648,20 +1650,9 @@ impl Checker {
                 let csum_ok = !self.fs.has_metadata_csum()
                     || crate::format::xattr::verify_block_checksum(self.fs.seed, blk, &block)
                         .is_ok();
-                let ea_inode_fs = self.fs.has_incompat(Incompat::EA_INODE);
                 let gen = out.raw.generation();
-                let verdict = check_ea_block(
-                    &self.fs,
-                    &mut self.rep,
-                    ino,
-                    gen,
-                    blk,
-                    &block,
-                    csum_ok,
-                    ea_inode_fs,
-                    self.fs.inodes_count,
-                    self.fs.first_ino,
-                );
+                let verdict =
+                    check_ea_block(&self.fs, &mut self.rep, ino, gen, blk, &block, csum_ok);
                 match verdict {
                     EaBlock::Keep {
                         refcount,
@@ -1765,10 +1756,4 @@ impl Checker {
             }
         }
     }
-}
-
-#[allow(dead_code)]
-fn _use(_: &dyn Fn(&[u8]) -> bool) {
-    let _ = ibody_has_attr;
-    let _ = I_FADDR;
 }

@@ -106,6 +106,34 @@ pub enum LargeEa {
     Bad(Code, u64),
 }
 
+/// What the valid EA inodes of one attribute area add up to.
+#[derive(Default)]
+struct EaInodeRefs {
+    refs: Vec<u32>,
+    quota: u64,
+    set_flag: Vec<u32>,
+}
+
+impl EaInodeRefs {
+    /// Records the verdict on EA inode `inum`; returns the problem when it
+    /// is not valid.
+    fn charge(&mut self, inum: u32, verdict: LargeEa) -> Option<(Code, u64)> {
+        match verdict {
+            LargeEa::Ok(q) => {
+                self.quota += q;
+                self.refs.push(inum);
+            }
+            LargeEa::SetFlag(q) => {
+                self.quota += q;
+                self.refs.push(inum);
+                self.set_flag.push(inum);
+            }
+            LargeEa::Bad(c, n) => return Some((c, n)),
+        }
+        None
+    }
+}
+
 /// `check_large_ea_inode`: an entry whose value lives in inode `inum`.
 #[allow(clippy::too_many_arguments)]
 pub fn check_large_ea_inode(
@@ -159,9 +187,6 @@ pub fn check_inode_extra_space(
     raw: &mut Vec<u8>,
     inode_size: usize,
     want_extra_isize: u16,
-    ea_inode_fs: bool,
-    inodes_count: u32,
-    first_ino: u32,
     result: &mut IbodyResult,
 ) -> bool {
     if inode_size <= 128 {
@@ -194,18 +219,7 @@ pub fn check_inode_extra_space(
     }
     let hstart = 128 + extra;
     if get_u32(raw, hstart) == Some(XATTR_MAGIC) {
-        dirty |= check_ea_in_inode(
-            fs,
-            ask,
-            ino,
-            raw,
-            hstart,
-            inode_size,
-            ea_inode_fs,
-            inodes_count,
-            first_ino,
-            result,
-        );
+        dirty |= check_ea_in_inode(fs, ask, ino, raw, hstart, inode_size, result);
     }
     // Timestamps with the old (invalid) pre-1970 encoding: only meaningful
     // before 2242; the check is a fix e2fsck offers as NO_OK.
@@ -220,9 +234,6 @@ fn check_ea_in_inode(
     raw: &mut Vec<u8>,
     hstart: usize,
     inode_size: usize,
-    ea_inode_fs: bool,
-    inodes_count: u32,
-    first_ino: u32,
     result: &mut IbodyResult,
 ) -> bool {
     let storage = inode_size - hstart;
@@ -231,9 +242,7 @@ fn check_ea_in_inode(
     let mut problem: Option<(Code, u64)> = None;
     let mut remain = storage.saturating_sub(4);
     let mut off = 4usize;
-    let mut refs = Vec::new();
-    let mut quota = 0u64;
-    let mut set_flag = Vec::new();
+    let mut ea_inodes = EaInodeRefs::default();
     region.alloc(0, 4);
     loop {
         if remain < ENTRY_LEN {
@@ -273,8 +282,7 @@ fn check_ea_in_inode(
             }
             remain -= e.value_size;
         } else {
-            let _ = (ea_inode_fs, inodes_count, first_ino);
-            match check_large_ea_inode(
+            let verdict = check_large_ea_inode(
                 fs,
                 ask,
                 ino,
@@ -283,20 +291,10 @@ fn check_ea_in_inode(
                 e.value_inum,
                 e.value_size,
                 e.hash,
-            ) {
-                LargeEa::Ok(q) => {
-                    quota += q;
-                    refs.push(e.value_inum);
-                }
-                LargeEa::SetFlag(q) => {
-                    quota += q;
-                    refs.push(e.value_inum);
-                    set_flag.push(e.value_inum);
-                }
-                LargeEa::Bad(c, n) => {
-                    problem = Some((c, n));
-                    break;
-                }
+            );
+            if let Some(bad) = ea_inodes.charge(e.value_inum, verdict) {
+                problem = Some(bad);
+                break;
             }
         }
         off += pad4(ENTRY_LEN + e.name_len);
@@ -304,29 +302,21 @@ fn check_ea_in_inode(
     if problem.is_none() && !region.alloc(off, 4) {
         problem = Some((Code::InodeEaAllocCollision, 0));
     }
-    match problem {
-        Some((code, num)) => {
-            let p = PCtx {
-                ino,
-                num,
-                ..PCtx::default()
-            };
-            if ask.fix(code, &p) {
-                raw[hstart..hstart + 4].iter_mut().for_each(|b| *b = 0);
-                return true;
-            }
-            result.ea_inode_refs.extend(refs);
-            result.quota_blocks += quota;
-            result.set_ea_flag.extend(set_flag);
-            false
-        }
-        None => {
-            result.ea_inode_refs.extend(refs);
-            result.quota_blocks += quota;
-            result.set_ea_flag.extend(set_flag);
-            false
+    if let Some((code, num)) = problem {
+        let p = PCtx {
+            ino,
+            num,
+            ..PCtx::default()
+        };
+        if ask.fix(code, &p) {
+            raw[hstart..hstart + 4].iter_mut().for_each(|b| *b = 0);
+            return true;
         }
     }
+    result.ea_inode_refs.extend(ea_inodes.refs);
+    result.quota_blocks += ea_inodes.quota;
+    result.set_ea_flag.extend(ea_inodes.set_flag);
+    false
 }
 
 /// The verdict on an extended attribute block.
@@ -358,9 +348,6 @@ pub fn check_ea_block(
     blk: u64,
     block: &[u8],
     csum_ok: bool,
-    ea_inode_fs: bool,
-    inodes_count: u32,
-    first_ino: u32,
 ) -> EaBlock {
     let p = PCtx {
         ino,
@@ -378,9 +365,11 @@ pub fn check_ea_block(
     if !region.alloc(0, 32) && ask.fix(Code::EaAllocCollision, &p) {
         return EaBlock::Clear;
     }
-    let mut refs = Vec::new();
-    let mut quota = (fs.bs64.max(1) / fs.bs64.max(1)) << fs.cluster_bits;
-    let mut set_flag = Vec::new();
+    // The block itself is charged as one cluster.
+    let mut ea_inodes = EaInodeRefs {
+        quota: 1 << fs.cluster_bits,
+        ..EaInodeRefs::default()
+    };
     let mut off = 32usize;
     let mut steps = 0usize;
     while off + 4 <= bs && get_u32(block, off).is_some_and(|w| w != 0) && steps < bs {
@@ -429,8 +418,7 @@ pub fn check_ea_block(
                 }
             }
         } else {
-            let _ = (ea_inode_fs, inodes_count, first_ino);
-            match check_large_ea_inode(
+            let verdict = check_large_ea_inode(
                 fs,
                 ask,
                 ino,
@@ -439,24 +427,14 @@ pub fn check_ea_block(
                 e.value_inum,
                 e.value_size,
                 e.hash,
-            ) {
-                LargeEa::Ok(q) => {
-                    quota += q;
-                    refs.push(e.value_inum);
-                }
-                LargeEa::SetFlag(q) => {
-                    quota += q;
-                    refs.push(e.value_inum);
-                    set_flag.push(e.value_inum);
-                }
-                LargeEa::Bad(c, n) => {
-                    let pe = PCtx {
-                        num: n,
-                        ..p.clone()
-                    };
-                    if ask.fix(c, &pe) {
-                        return EaBlock::Clear;
-                    }
+            );
+            if let Some((c, n)) = ea_inodes.charge(e.value_inum, verdict) {
+                let pe = PCtx {
+                    num: n,
+                    ..p.clone()
+                };
+                if ask.fix(c, &pe) {
+                    return EaBlock::Clear;
                 }
             }
         }
@@ -468,9 +446,9 @@ pub fn check_ea_block(
     EaBlock::Keep {
         refcount: get_u32(block, 4).unwrap_or(0),
         csum_bad: !csum_ok,
-        ea_inode_refs: refs,
-        quota_blocks: quota,
-        set_ea_flag: set_flag,
+        ea_inode_refs: ea_inodes.refs,
+        quota_blocks: ea_inodes.quota,
+        set_ea_flag: ea_inodes.set_flag,
     }
 }
 
@@ -552,35 +530,6 @@ pub fn find_ea<'a>(
     // Block entries start after the 32-byte header; value offsets count
     // from the start of the block.
     scan(b, 32, 0)
-}
-
-/// Whether the in-inode area of `raw` has an attribute with this index and name.
-pub fn ibody_has_attr(raw: &[u8], inode_size: usize, index: u8, name: &[u8]) -> bool {
-    if inode_size <= 128 {
-        return false;
-    }
-    let extra = usize::from(raw.extra_isize(inode_size));
-    let hstart = 128 + extra;
-    let Some(area) = raw.get(hstart..inode_size) else {
-        return false;
-    };
-    if get_u32(area, 0) != Some(XATTR_MAGIC) {
-        return false;
-    }
-    let mut off = 4usize;
-    let mut steps = 0;
-    while off + ENTRY_LEN <= area.len() && get_u32(area, off).is_some_and(|w| w != 0) && steps < 256
-    {
-        steps += 1;
-        let Some(e) = read_entry(area, off) else {
-            return false;
-        };
-        if e.name_index == index && e.name == name {
-            return true;
-        }
-        off += pad4(ENTRY_LEN + e.name_len);
-    }
-    false
 }
 
 /// Whether an attribute block has an attribute with this index and name.
