@@ -30,7 +30,7 @@ pub mod xattr;
 #[cfg(test)]
 pub(crate) mod test_images;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use error::{FormatError, Result};
 pub use ids::{GroupNo, InodeNo, LogicalBlock, PhysBlock};

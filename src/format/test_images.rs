@@ -1,50 +1,13 @@
-//! Test support: real ext4 images made at test time with e2fsprogs
-//! (`mkfs.ext4`, `debugfs`, `e2fsck`), and raw access to their blocks.
-//! The format layer's checksum and layout tests use these as their oracle.
+//! Test support: a handle on a real ext4 image made at test time with
+//! e2fsprogs (`mkfs.ext4`, `debugfs`, `e2fsck`), with raw access to its
+//! blocks and the superblock fields checksum tests need. Built on the free
+//! helpers of `testutil`; the format layer's checksum and layout tests use
+//! these images as their oracle.
 
-use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
 
-use super::csum::{crc32c, fs_csum_seed};
-
-/// A scratch directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("fext-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (e2fsprogs installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use super::csum::crc32c;
+use super::testutil::{self as tu, TempDir};
 
 /// An image file made by mkfs.ext4.
 pub struct Image {
@@ -57,14 +20,11 @@ impl Image {
     /// `mkfs.ext4 -b block_size [opts]` on a fresh `size_mib` image.
     pub fn mkfs(tag: &str, size_mib: u64, block_size: usize, opts: &[&str]) -> Image {
         let dir = TempDir::new(tag);
-        let path = dir.path().join("fs.img");
-        let f = fs::File::create(&path).unwrap();
-        f.set_len(size_mib << 20).unwrap();
-        drop(f);
-        run(Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-b", &block_size.to_string()])
-            .args(opts)
-            .arg(&path));
+        let path = dir.join("fs.img");
+        let bs = block_size.to_string();
+        let mut args = vec!["-b", bs.as_str()];
+        args.extend_from_slice(opts);
+        tu::mkfs(&path, size_mib, &args);
         Image {
             path,
             block_size,
@@ -72,52 +32,38 @@ impl Image {
         }
     }
 
+    fn path_str(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+
     /// Runs a debugfs script (one command a line) with `-w`; returns stdout.
     pub fn debugfs_script(&self, script: &str) -> String {
-        let cmds = self.path.with_extension("cmds");
-        fs::write(&cmds, script).unwrap();
-        run(Command::new("debugfs")
-            .arg("-w")
-            .arg("-f")
-            .arg(&cmds)
-            .arg(&self.path))
+        let dir = TempDir::new("debugfs");
+        let cmds = dir.join("cmds");
+        std::fs::write(&cmds, script).expect("write debugfs commands");
+        let cmds = cmds.to_str().expect("utf-8 path");
+        tu::run_stdout("debugfs", &["-w", "-f", cmds, self.path_str()])
     }
 
     /// Runs one read-only debugfs request; returns stdout.
     pub fn debugfs(&self, request: &str) -> String {
-        run(Command::new("debugfs")
-            .arg("-R")
-            .arg(request)
-            .arg(&self.path))
+        tu::run_stdout("debugfs", &["-R", request, self.path_str()])
+    }
+
+    /// Runs e2fsck with `flags`, which must end clean or fixed (0..=2).
+    fn e2fsck_repair(&self, flags: &str) {
+        let (code, text) = tu::run("e2fsck", &[flags, self.path_str()]);
+        assert!((0..=2).contains(&code), "e2fsck {flags}: {text}");
     }
 
     /// `e2fsck -fyD`: rebuilds (and indexes) every directory.
     pub fn e2fsck_rehash(&self) {
-        let out = Command::new("e2fsck")
-            .arg("-fyD")
-            .arg(&self.path)
-            .output()
-            .unwrap();
-        // Exit codes 0..=2 mean clean or fixed.
-        assert!(
-            matches!(out.status.code(), Some(0..=2)),
-            "e2fsck -fyD: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        self.e2fsck_repair("-fyD");
     }
 
     /// `e2fsck -fy`: repairs whatever debugfs left inconsistent.
     pub fn e2fsck_fix(&self) {
-        let out = Command::new("e2fsck")
-            .arg("-fy")
-            .arg(&self.path)
-            .output()
-            .unwrap();
-        assert!(
-            matches!(out.status.code(), Some(0..=2)),
-            "e2fsck -fy: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        self.e2fsck_repair("-fy");
     }
 
     /// Makes directory `path` with a non-zero i_generation, so checksum tests
@@ -133,54 +79,27 @@ impl Image {
 
     /// `e2fsck -fn`; returns (clean?, output).
     pub fn e2fsck_check(&self) -> (bool, String) {
-        let out = Command::new("e2fsck")
-            .arg("-fn")
-            .arg(&self.path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let (code, text) = tu::run("e2fsck", &["-fn", self.path_str()]);
+        (code == 0, text)
     }
 
     pub fn read_block(&self, block: u64) -> Vec<u8> {
-        let mut f = fs::File::open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(block * self.block_size as u64))
-            .unwrap();
-        let mut buf = vec![0u8; self.block_size];
-        f.read_exact(&mut buf).unwrap();
-        buf
+        tu::read_at(&self.path, block * self.block_size as u64, self.block_size)
     }
 
     pub fn write_block(&self, block: u64, data: &[u8]) {
         assert_eq!(data.len(), self.block_size);
-        let mut f = fs::OpenOptions::new().write(true).open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(block * self.block_size as u64))
-            .unwrap();
-        f.write_all(data).unwrap();
+        tu::write_at(&self.path, block * self.block_size as u64, data);
     }
 
     /// The raw 1024-byte superblock.
     pub fn superblock(&self) -> Vec<u8> {
-        let mut f = fs::File::open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(1024)).unwrap();
-        let mut buf = vec![0u8; 1024];
-        f.read_exact(&mut buf).unwrap();
-        buf
+        tu::read_at(&self.path, 1024, 1024)
     }
 
     /// The metadata checksum seed (s_checksum_seed or crc32c(~0, uuid)).
     pub fn fs_seed(&self) -> u32 {
-        let sb = self.superblock();
-        let incompat = u32::from_le_bytes(sb[0x60..0x64].try_into().unwrap());
-        if incompat & 0x2000 != 0 {
-            u32::from_le_bytes(sb[0x270..0x274].try_into().unwrap())
-        } else {
-            fs_csum_seed(&sb[0x68..0x78].try_into().unwrap())
-        }
+        tu::sb_csum_seed(&self.superblock())
     }
 
     /// `s_hash_seed` as four words.

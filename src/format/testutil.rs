@@ -81,6 +81,22 @@ pub fn run(program: &str, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Runs a command that must succeed; returns its stdout alone (for tools
+/// such as debugfs that print a banner on stderr).
+pub fn run_stdout(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} (e2fsprogs installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs a command that must succeed; returns its stdout + stderr.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
     let (code, text) = run(program, args);
