@@ -2,17 +2,18 @@
 //! and tail checksums of trees written by libext2fs, and trees built by
 //! `build_extent_tree` checked by e2fsck.
 
-mod image_tools;
+mod common;
 
 use std::path::Path;
 
+use common::rawimage::*;
+use common::{debugfs_r, e2fsck_fn, e2fsck_fy, TempDir};
 use fext::format::csum;
 use fext::format::extent::{
     build_extent_tree, extent_tree_blocks, verify_extent_block_csum, walk_extent_tree, Extent,
     ExtentNode, ExtentWalk, HEADER_LEN,
 };
 use fext::format::{FormatError, InodeNo, LogicalBlock, PhysBlock};
-use image_tools::*;
 
 /// One line of `debugfs -R "ex FILE"`.
 #[derive(Debug)]
@@ -24,7 +25,7 @@ enum ExLine {
 }
 
 fn debugfs_extents(img: &Path, file: &str) -> Vec<ExLine> {
-    let out = debugfs(img, &format!("ex {file}"));
+    let out = debugfs_r(img, &format!("ex {file}"));
     let mut lines = Vec::new();
     for line in out.lines().skip(1) {
         let norm = line.replace('/', " ");
@@ -63,7 +64,7 @@ fn walk_image(
 }
 
 fn inode_seed_of(img: &Path, file: &str) -> u32 {
-    let stat = debugfs(img, &format!("stat {file}"));
+    let stat = debugfs_r(img, &format!("stat {file}"));
     let ino = stat_number(&stat, "Inode:") as u32;
     let generation = stat_number(&stat, "Generation:") as u32;
     csum::inode_seed(fs_csum_seed(img), InodeNo(ino), generation)
@@ -105,14 +106,14 @@ fn assert_matches_debugfs(img: &Path, file: &str, walk: &ExtentWalk) {
 #[test]
 fn libext2fs_depth_2_tree_parses_and_its_checksums_verify() {
     let dir = TempDir::new("ext-d2");
-    let img = dir.path("img");
-    let src = dir.path("src");
+    let img = dir.join("img");
+    let src = dir.join("src");
     let bs = 1024;
-    mkfs("ext4", bs, &img, "8M", &[]);
+    mkfs_kind("ext4", bs, &img, "8M", &[]);
     // 400 one-block extents separated by holes: libext2fs makes a depth-2 tree.
     let blocks: Vec<(u64, u8)> = (0..400).map(|i| (i * 2, (i % 250 + 1) as u8)).collect();
     write_sparse_file(&src, bs, &blocks, 800);
-    debugfs_script(
+    debugfs_script_strict(
         &img,
         &[
             format!("write {} f", src.display()),
@@ -121,8 +122,9 @@ fn libext2fs_depth_2_tree_parses_and_its_checksums_verify() {
     );
     // The tree blocks still hold checksums for generation 0: let e2fsck
     // rewrite them with the new generation, so the vectors come from e2fsprogs.
-    e2fsck_y(&img);
-    assert_eq!(e2fsck_n(&img).0, 0);
+    let (code, out) = e2fsck_fy(&img);
+    assert!(code <= 1, "e2fsck -fy exit {code}: {out}");
+    assert_eq!(e2fsck_fn(&img).0, 0);
 
     let seed = inode_seed_of(&img, "f");
     let walk = walk_image(&img, "f", bs, Some(seed)).unwrap();
@@ -132,7 +134,7 @@ fn libext2fs_depth_2_tree_parses_and_its_checksums_verify() {
     assert_matches_debugfs(&img, "f", &walk);
 
     // The checksum depends on the generation: the seed for generation 0 fails.
-    let stat = debugfs(&img, "stat f");
+    let stat = debugfs_r(&img, "stat f");
     let ino = InodeNo(stat_number(&stat, "Inode:") as u32);
     let wrong = csum::inode_seed(fs_csum_seed(&img), ino, 0);
     assert!(matches!(
@@ -155,21 +157,21 @@ fn libext2fs_depth_2_tree_parses_and_its_checksums_verify() {
 #[test]
 fn unwritten_extents_from_fallocate_parse_on_4k() {
     let dir = TempDir::new("ext-unwritten");
-    let img = dir.path("img");
-    let src = dir.path("src");
+    let img = dir.join("img");
+    let src = dir.join("src");
     let bs = 4096;
-    mkfs("ext4", bs, &img, "16M", &[]);
+    mkfs_kind("ext4", bs, &img, "16M", &[]);
     let blocks: Vec<(u64, u8)> = (0..50).map(|i| (i * 3, i as u8 + 1)).collect();
     write_sparse_file(&src, bs, &blocks, 150);
     // fallocate fills the holes with unwritten extents between the written ones.
-    debugfs_script(
+    debugfs_script_strict(
         &img,
         &[
             format!("write {} g", src.display()),
             "fallocate g 0 200".into(),
         ],
     );
-    assert_eq!(e2fsck_n(&img).0, 0);
+    assert_eq!(e2fsck_fn(&img).0, 0);
     let seed = inode_seed_of(&img, "g");
     let walk = walk_image(&img, "g", bs, Some(seed)).unwrap();
     assert_eq!(walk.depth, 1);
@@ -208,12 +210,12 @@ fn extents_over(data: &[PhysBlock], max_len: usize, unwritten_every: usize) -> V
 /// and asks e2fsck.
 fn built_tree_passes_e2fsck(bs: usize, image_size: &str, total: u64, max_len: usize) -> u16 {
     let dir = TempDir::new("ext-build");
-    let img = dir.path("img");
-    let src = dir.path("src");
-    mkfs("ext4", bs, &img, image_size, &[]);
+    let img = dir.join("img");
+    let src = dir.join("src");
+    mkfs_kind("ext4", bs, &img, image_size, &[]);
     let blocks: Vec<(u64, u8)> = (0..total).map(|i| (i, 0x5a)).collect();
     write_sparse_file(&src, bs, &blocks, total);
-    debugfs_script(
+    debugfs_script_strict(
         &img,
         &[
             format!("write {} f", src.display()),
@@ -269,9 +271,9 @@ fn built_tree_passes_e2fsck(bs: usize, image_size: &str, total: u64, max_len: us
         };
         cmds.push(format!("sif f block[{slot}] {v:#x}"));
     }
-    debugfs_script(&img, &cmds);
+    debugfs_script_strict(&img, &cmds);
 
-    let (code, out) = e2fsck_n(&img);
+    let (code, out) = e2fsck_fn(&img);
     assert_eq!(code, 0, "e2fsck -fn:\n{out}");
     let walk = walk_image(&img, "f", bs, Some(seed)).unwrap();
     assert_eq!(walk.extents, extents);

@@ -2,22 +2,23 @@
 //! parsing single, double and triple indirect maps, reproducing them
 //! byte for byte with the builder, and a rebuilt sparse map checked by e2fsck.
 
-mod image_tools;
+mod common;
 
 use std::collections::VecDeque;
 use std::path::Path;
 
+use common::rawimage::*;
+use common::{debugfs_r, e2fsck_fn, TempDir};
 use fext::format::indirect::{
     block_path, build_block_map, lookup_block, new_indirect_blocks, parse_i_block, walk_block_map,
     BlockMapWalk, N_SLOTS,
 };
 use fext::format::{FormatError, LogicalBlock, PhysBlock};
-use image_tools::*;
 
 /// The `BLOCKS:` section of `debugfs stat`: data mappings and, in order,
 /// the indirect blocks ((IND), (DIND), (TIND)).
 fn debugfs_blocks(img: &Path, file: &str) -> BlockMapWalk {
-    let stat = debugfs(img, &format!("stat {file}"));
+    let stat = debugfs_r(img, &format!("stat {file}"));
     let section = stat
         .split("BLOCKS:")
         .nth(1)
@@ -69,19 +70,19 @@ fn walk_image(img: &Path, file: &str, bs: usize) -> BlockMapWalk {
 /// checks our walk, lookups and a byte-exact rebuild against the image.
 fn debugfs_map_round_trips(bs: usize, image_size: &str, logicals: &[u64]) -> BlockMapWalk {
     let dir = TempDir::new("ind");
-    let img = dir.path("img");
-    let src = dir.path("src");
-    mkfs("ext2", bs, &img, image_size, &[]);
+    let img = dir.join("img");
+    let src = dir.join("src");
+    mkfs_kind("ext2", bs, &img, image_size, &[]);
     let blocks: Vec<(u64, u8)> = logicals.iter().map(|&l| (l, (l % 251) as u8 + 1)).collect();
     write_sparse_file(&src, bs, &blocks, logicals.last().unwrap() + 1);
-    debugfs_script(&img, &[format!("write {} f", src.display())]);
-    assert_eq!(e2fsck_n(&img).0, 0);
+    debugfs_script_strict(&img, &[format!("write {} f", src.display())]);
+    assert_eq!(e2fsck_fn(&img).0, 0);
 
     let walk = walk_image(&img, "f", bs);
     let listed = debugfs_blocks(&img, "f");
     assert_eq!(walk, listed);
     // `debugfs blocks` lists every block of the file, indirect ones included.
-    let mut plain: Vec<u64> = debugfs(&img, "blocks f")
+    let mut plain: Vec<u64> = debugfs_r(&img, "blocks f")
         .split_whitespace()
         .map(|s| s.parse().unwrap())
         .collect();
@@ -180,14 +181,14 @@ fn double_indirect_map_on_4k_blocks() {
 #[test]
 fn rebuilt_sparse_map_passes_e2fsck() {
     let dir = TempDir::new("ind-build");
-    let img = dir.path("img");
-    let src = dir.path("src");
+    let img = dir.join("img");
+    let src = dir.join("src");
     let bs = 1024;
-    mkfs("ext2", bs, &img, "8M", &[]);
+    mkfs_kind("ext2", bs, &img, "8M", &[]);
     let total = 1500u64;
     let blocks: Vec<(u64, u8)> = (0..total).map(|l| (l, 0xa5)).collect();
     write_sparse_file(&src, bs, &blocks, total);
-    debugfs_script(&img, &[format!("write {} f", src.display())]);
+    debugfs_script_strict(&img, &[format!("write {} f", src.display())]);
 
     // The pool: every block the file owns.
     let original = walk_image(&img, "f", bs);
@@ -247,9 +248,9 @@ fn rebuilt_sparse_map_passes_e2fsck() {
         };
         cmds.push(format!("sif f block[{slot}] {v}"));
     }
-    debugfs_script(&img, &cmds);
+    debugfs_script_strict(&img, &cmds);
 
-    let (code, out) = e2fsck_n(&img);
+    let (code, out) = e2fsck_fn(&img);
     assert_eq!(code, 0, "e2fsck -fn:\n{out}");
     let walk = walk_image(&img, "f", bs);
     assert_eq!(walk.data, data);

@@ -17,6 +17,8 @@
 //! - [`fext_mount`]: [`FextMount`], the `fext` daemon mounted at a temp dir
 //!   (unmounted and waited for on drop), [`make_fext_image`].
 //! - [`xattr`]: `l*xattr` wrappers.
+//! - [`rawimage`]: blocks, superblock fields and debugfs hex dumps of an
+//!   image, for the format layer's tests.
 //! - [`sys`]: libc wrappers (renameat2, mknod, utimensat, fallocate, ...)
 //!   returning `io::Result` for errno checks.
 //!
@@ -36,6 +38,7 @@ pub mod e2fs;
 pub mod fext_mount;
 pub mod mount;
 pub mod pair;
+pub mod rawimage;
 pub mod richtree;
 pub mod sys;
 pub mod tmp;

@@ -1,111 +1,43 @@
-//! Shared helpers for tests that make real images with e2fsprogs
-//! (mkfs.ext2/mkfs.ext4, debugfs, e2fsck) and read them back.
-#![allow(dead_code)]
+//! Raw access to images made with e2fsprogs, for the format layer's
+//! integration tests: blocks by number, superblock fields, an inode's
+//! `i_block` from debugfs' hex dump, `debugfs stat` numbers, and host
+//! source files with holes for `mkfs -d`/debugfs `write`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use fext::format::bytes::{join_u64, u32_at};
 use fext::format::csum;
 
-/// A scratch directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fext-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs a program, panics unless it exits 0, returns its stdout.
-pub fn run(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {prog} (is e2fsprogs installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{prog} {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use super::cmd::Cmd;
+use super::e2fs::debugfs_r;
 
 /// `mkfs.<kind> -q -F -b <bs> [extra] img size`.
-pub fn mkfs(kind: &str, block_size: usize, img: &Path, size: &str, extra: &[&str]) {
-    let bs = block_size.to_string();
-    let mut args = vec!["-q", "-F", "-b", &bs];
-    args.extend_from_slice(extra);
-    let img = img.to_str().unwrap();
-    args.push(img);
-    args.push(size);
-    run(&format!("mkfs.{kind}"), &args);
+pub fn mkfs_kind(kind: &str, block_size: usize, img: &Path, size: &str, extra: &[&str]) {
+    Cmd::new(format!("mkfs.{kind}"))
+        .args(["-q", "-F", "-b", &block_size.to_string()])
+        .args(extra)
+        .arg(img)
+        .arg(size)
+        .run_ok();
 }
 
-/// A read-only debugfs request.
-pub fn debugfs(img: &Path, request: &str) -> String {
-    run("debugfs", &["-R", request, img.to_str().unwrap()])
-}
-
-/// Runs debugfs commands read-write from a script; panics if any reported an error.
-pub fn debugfs_script(img: &Path, commands: &[String]) -> String {
-    let script = img.with_extension("cmds");
-    fs::write(&script, commands.join("\n") + "\n").unwrap();
-    let out = Command::new("debugfs")
-        .args(["-w", "-f", script.to_str().unwrap(), img.to_str().unwrap()])
-        .output()
-        .expect("run debugfs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr
+/// Runs debugfs commands read-write from a script; panics if any of them
+/// reported an error (debugfs exits 0 regardless and says so on stderr).
+pub fn debugfs_script_strict(img: &Path, commands: &[String]) -> String {
+    let out = Cmd::new("debugfs")
+        .args(["-w", "-f", "-"])
+        .arg(img)
+        .stdin_bytes(commands.join("\n") + "\n")
+        .run_ok();
+    let errors: Vec<&str> = out
+        .stderr
         .lines()
         .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
         .collect();
-    assert!(
-        out.status.success() && errors.is_empty(),
-        "debugfs script failed: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `e2fsck -fn`: (exit code, output).
-pub fn e2fsck_n(img: &Path) -> (i32, String) {
-    let out = Command::new("e2fsck")
-        .args(["-fn", img.to_str().unwrap()])
-        .output()
-        .expect("run e2fsck");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-/// `e2fsck -fy`, whose exit code may be 0 or 1 (errors corrected).
-pub fn e2fsck_y(img: &Path) {
-    let out = Command::new("e2fsck")
-        .args(["-fy", img.to_str().unwrap()])
-        .output()
-        .expect("run e2fsck");
-    let code = out.status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 1, "e2fsck -fy exit {code}");
+    assert!(errors.is_empty(), "debugfs script failed: {}", out.stderr);
+    out.stdout
 }
 
 pub fn read_block(img: &Path, block_size: usize, block: u64) -> Vec<u8> {
@@ -124,11 +56,7 @@ pub fn write_block(img: &Path, block_size: usize, block: u64, data: &[u8]) {
 }
 
 fn superblock(img: &Path) -> Vec<u8> {
-    let mut f = File::open(img).unwrap();
-    f.seek(SeekFrom::Start(1024)).unwrap();
-    let mut sb = vec![0u8; 1024];
-    f.read_exact(&mut sb).unwrap();
-    sb
+    read_block(img, 1024, 1)
 }
 
 /// The metadata checksum seed: s_checksum_seed with metadata_csum_seed, else crc32c(~0, s_uuid).
@@ -157,7 +85,7 @@ pub fn block_count(img: &Path) -> u64 {
 
 /// The 60 bytes of `i_block` of `file`, from `debugfs -R "inode_dump -b"`.
 pub fn i_block(img: &Path, file: &str) -> [u8; 60] {
-    let out = debugfs(img, &format!("inode_dump -b {file}"));
+    let out = debugfs_r(img, &format!("inode_dump -b {file}"));
     let bytes = parse_hexdump(&out, 60);
     bytes.try_into().expect("60 bytes of i_block")
 }
