@@ -116,6 +116,74 @@ impl Image {
         self.file.write_all_at(data, offset)
     }
 
+    /// Writes consecutive buffers into the image starting at byte `offset`
+    /// with as few pwritev(2) calls as the kernel allows (one per IOV_MAX
+    /// buffers, plus retries after short writes).
+    pub fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        const IOV_MAX: usize = 1024;
+        let Mapping::ReadWrite(m) = &self.map else {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        };
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let start = usize::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+        start
+            .checked_add(total)
+            .filter(|&e| e <= m.len())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        let mut pos = offset;
+        let mut i = 0;
+        while i < bufs.len() {
+            let batch = &bufs[i..(i + IOV_MAX).min(bufs.len())];
+            let iov: Vec<libc::iovec> = batch
+                .iter()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                })
+                .collect();
+            let off =
+                libc::off_t::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+            // SAFETY: every iovec points into a live buffer borrowed for
+            // the duration of the call; the descriptor is ours.
+            let n = unsafe {
+                libc::pwritev(
+                    self.file.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as libc::c_int,
+                    off,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut n = n as usize;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            // Skip whole buffers written; finish a partly written one with
+            // a plain pwrite.
+            while n > 0 && i < bufs.len() {
+                let len = bufs[i].len();
+                if n >= len {
+                    n -= len;
+                    pos += len as u64;
+                    i += 1;
+                } else {
+                    self.file.write_all_at(&bufs[i][n..], pos + n as u64)?;
+                    pos += len as u64;
+                    i += 1;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Makes everything written so far durable: msync of the mapping, then
     /// fdatasync of the file.
     pub fn flush(&self) -> io::Result<()> {

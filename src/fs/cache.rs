@@ -10,6 +10,10 @@
 //! order ordered-mode journaling will need). The cache counts its bytes so
 //! the file system can start write-back at a background threshold and
 //! throttle writers at a hard limit.
+//!
+//! Write-back sends runs of consecutive dirty blocks with one vectored
+//! write each, and keeps a bounded pool of the freed block buffers so a
+//! streaming writer does not allocate and free a buffer per block.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -30,11 +34,16 @@ struct DirtyBlock {
     since: Instant,
 }
 
+/// Most block buffers kept for reuse after write-back.
+const POOL_MAX_BYTES: usize = 16 << 20;
+
 /// Dirty blocks awaiting write-back.
 pub struct BlockCache {
     block_size: usize,
     blocks_count: u64,
     dirty: HashMap<u64, DirtyBlock>,
+    /// Buffers of written-back blocks, ready for reuse.
+    pool: Vec<Box<[u8]>>,
 }
 
 impl BlockCache {
@@ -43,6 +52,21 @@ impl BlockCache {
             block_size,
             blocks_count,
             dirty: HashMap::new(),
+            pool: Vec::new(),
+        }
+    }
+
+    /// A block buffer, from the pool when one is there (content undefined).
+    fn buffer(&mut self) -> Box<[u8]> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.block_size].into_boxed_slice())
+    }
+
+    /// Returns a written-back block's buffer to the pool.
+    fn recycle(&mut self, data: Box<[u8]>) {
+        if (self.pool.len() + 1) * self.block_size <= POOL_MAX_BYTES {
+            self.pool.push(data);
         }
     }
 
@@ -80,7 +104,12 @@ impl BlockCache {
     /// A block to modify, copied from the image on first use.
     pub fn write(&mut self, img: &Image, blk: u64, kind: BlockKind) -> FsResult<&mut [u8]> {
         if !self.dirty.contains_key(&blk) {
-            let data: Box<[u8]> = self.image_slice(img, blk)?.into();
+            let src = self.image_slice(img, blk)?;
+            let mut data = self
+                .pool
+                .pop()
+                .unwrap_or_else(|| vec![0u8; src.len()].into());
+            data.copy_from_slice(src);
             self.dirty.insert(
                 blk,
                 DirtyBlock {
@@ -101,19 +130,28 @@ impl BlockCache {
     /// zero-filled.
     pub fn write_new(&mut self, blk: u64, kind: BlockKind) -> FsResult<&mut [u8]> {
         self.check(blk)?;
-        let d = self.dirty.entry(blk).or_insert_with(|| DirtyBlock {
-            data: vec![0u8; 0].into_boxed_slice(),
-            kind,
-            since: Instant::now(),
-        });
-        d.data = vec![0u8; self.block_size].into_boxed_slice();
+        if !self.dirty.contains_key(&blk) {
+            let data = self.buffer();
+            self.dirty.insert(
+                blk,
+                DirtyBlock {
+                    data,
+                    kind,
+                    since: Instant::now(),
+                },
+            );
+        }
+        let d = self.dirty.get_mut(&blk).expect("inserted above");
+        d.data.fill(0);
         d.kind = kind;
         Ok(&mut d.data)
     }
 
     /// Drops any pending change of a freed block.
     pub fn discard(&mut self, blk: u64) {
-        self.dirty.remove(&blk);
+        if let Some(d) = self.dirty.remove(&blk) {
+            self.recycle(d.data);
+        }
     }
 
     pub fn dirty_bytes(&self) -> usize {
@@ -131,20 +169,15 @@ impl BlockCache {
         let mut blocks: Vec<(BlockKind, u64)> =
             self.dirty.iter().map(|(&b, d)| (d.kind, b)).collect();
         blocks.sort_unstable_by_key(|&(kind, b)| (kind == BlockKind::Meta, b));
-        let bs = self.block_size as u64;
-        for (_, blk) in blocks {
-            if let Some(d) = self.dirty.get(&blk) {
-                img.write_at(blk * bs, &d.data)?;
-                self.dirty.remove(&blk);
-            }
-        }
-        Ok(())
+        let split = blocks.partition_point(|&(kind, _)| kind == BlockKind::Data);
+        let order: Vec<u64> = blocks.into_iter().map(|(_, b)| b).collect();
+        self.write_runs(img, &order[..split])?;
+        self.write_runs(img, &order[split..])
     }
 
     /// Writes back only data blocks (fdatasync of file data before its
     /// metadata is settled).
     pub fn write_back_data(&mut self, img: &mut Image, only: Option<&[u64]>) -> FsResult<()> {
-        let bs = self.block_size as u64;
         let mut blocks: Vec<u64> = match only {
             Some(list) => list
                 .iter()
@@ -159,12 +192,41 @@ impl BlockCache {
                 .collect(),
         };
         blocks.sort_unstable();
-        for blk in blocks {
-            // Removed only once written: a failed write keeps the block
-            // dirty for the next attempt.
-            if let Some(d) = self.dirty.get(&blk) {
-                img.write_at(blk * bs, &d.data)?;
-                self.dirty.remove(&blk);
+        blocks.dedup();
+        self.write_runs(img, &blocks)
+    }
+
+    /// Writes the dirty blocks `sorted` (ascending, distinct) into the
+    /// image, one vectored write per run of consecutive block numbers.
+    /// Blocks leave the cache only once written: a failed write keeps them
+    /// dirty for the next attempt.
+    fn write_runs(&mut self, img: &mut Image, sorted: &[u64]) -> FsResult<()> {
+        let bs = self.block_size as u64;
+        let mut rest = sorted;
+        while let Some(&first) = rest.first() {
+            let run_len = rest
+                .iter()
+                .enumerate()
+                .take_while(|&(k, &b)| b == first + k as u64)
+                .count();
+            let (run, tail) = rest.split_at(run_len);
+            rest = tail;
+            let bufs: Vec<&[u8]> = run
+                .iter()
+                .filter_map(|b| self.dirty.get(b).map(|d| &d.data[..]))
+                .collect();
+            if bufs.len() != run.len() {
+                // Only blocks listed as dirty come here.
+                return Err(FsError::new(
+                    libc::EIO,
+                    format!("write-back: block run at {first} is not all dirty"),
+                ));
+            }
+            img.write_vectored_at(first * bs, &bufs)?;
+            for b in run {
+                if let Some(d) = self.dirty.remove(b) {
+                    self.recycle(d.data);
+                }
             }
         }
         Ok(())
