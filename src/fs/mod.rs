@@ -15,8 +15,9 @@
 //! until write-back: [`Fs::sync`] (fsync, syncfs, unmount) writes every
 //! dirty inode's structures, the descriptors and the superblock into the
 //! cache, copies the cache into the image (data first) and flushes the
-//! image. A background thread does the same when dirty data gets old or
-//! large; writers are throttled by doing it inline at the hard limit.
+//! image. A background thread does the same, without the flush, when dirty
+//! data gets old or large; writers are throttled by doing that inline at
+//! the hard limit.
 
 pub mod cache;
 pub mod dirstate;
@@ -267,6 +268,15 @@ impl State {
     /// Writes everything back and flushes the image. A failure is latched
     /// for the next fsync as well as returned.
     pub fn sync(&mut self) -> FsResult<()> {
+        self.write_back_all(true)
+    }
+
+    /// Writes everything back into the image; with `flush`, also makes it
+    /// durable (msync + fdatasync). Background write-back and the throttle
+    /// do not flush: they only bound the daemon's dirty memory, durability
+    /// is what fsync, syncfs and unmount ask for. A failure is latched for
+    /// the next fsync as well as returned.
+    fn write_back_all(&mut self, flush: bool) -> FsResult<()> {
         if self.vol.read_only {
             return Ok(());
         }
@@ -281,7 +291,11 @@ impl State {
                 self.write_back_inode(ino)?;
             }
             ops_names::write_back_orphans(self)?;
-            self.vol.sync()
+            if flush {
+                self.vol.sync()
+            } else {
+                self.vol.write_back()
+            }
         })();
         if let Err(e) = &r {
             log::error!("write-back failed: {e}");
@@ -307,9 +321,16 @@ impl State {
     /// the writer that pushed it there).
     pub fn throttle(&mut self) -> FsResult<()> {
         if self.vol.cache.dirty_bytes() >= self.opts.dirty_limit_bytes {
-            self.sync()?;
+            self.write_back_all(false)?;
         }
         Ok(())
+    }
+
+    /// Background write-back, when due (see [`State::writeback_due`]).
+    pub fn background_writeback(&mut self) {
+        if !self.vol.read_only && self.writeback_due() {
+            let _ = self.write_back_all(false);
+        }
     }
 
     /// Whether background write-back is due.

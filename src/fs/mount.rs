@@ -190,10 +190,7 @@ impl Fs {
     /// Runs background write-back if it is due (called by the write-back
     /// thread).
     pub fn background_writeback(&self) {
-        let mut st = self.lock();
-        if !st.vol.read_only && st.writeback_due() {
-            let _ = st.sync();
-        }
+        self.lock().background_writeback();
     }
 }
 

@@ -491,12 +491,21 @@ impl Volume {
 
     /// Writes everything dirty into the image and makes it durable.
     pub fn sync(&mut self) -> FsResult<()> {
+        self.write_back()?;
+        if !self.read_only {
+            self.img.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything dirty into the image (not flushed: the host's page
+    /// cache has it, which survives the daemon but not the machine).
+    pub fn write_back(&mut self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
         }
         self.commit_metadata()?;
         self.cache.write_back(&mut self.img)?;
-        self.img.flush()?;
         Ok(())
     }
 
