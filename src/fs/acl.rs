@@ -172,7 +172,11 @@ mod tests {
         let dir = inherit(S_IFDIR | 0o755, 0o077, Some(&d)).unwrap();
         assert_eq!(dir.mode, S_IFDIR | 0o750);
         assert_eq!(dir.access, None);
-        assert_eq!(dir.default.as_deref(), Some(&d[..]), "directories inherit it");
+        assert_eq!(
+            dir.default.as_deref(),
+            Some(&d[..]),
+            "directories inherit it"
+        );
     }
 
     #[test]

@@ -8,12 +8,10 @@ use super::dirstate::DirState;
 use super::error::{FsError, FsResult};
 use super::inode::{is_fast_symlink, InodeState};
 use super::{acl, now, Attr, Caller, DirEntryOut, Fs, State};
-use crate::format::xattr::{
-    encode_disk_acl, index as xindex, parse_xattr_acl, place, Xattr,
-};
 use crate::format::dir::{validate_name, FileType};
 use crate::format::features::RoCompat;
 use crate::format::inode::{flags, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::format::xattr::{encode_disk_acl, index as xindex, parse_xattr_acl, place, Xattr};
 
 /// The kernel's link limit for ext4.
 pub const LINK_MAX: u16 = 65000;
@@ -261,7 +259,9 @@ impl State {
             Err(e) => return Err(e),
         };
         let got = acl::inherit(mode, umask, default.as_deref()).map_err(|_| {
-            FsError::corrupt(format!("directory {parent}: default ACL lacks required entries"))
+            FsError::corrupt(format!(
+                "directory {parent}: default ACL lacks required entries"
+            ))
         })?;
         let mut list = Vec::new();
         for (index, entries) in [

@@ -633,10 +633,13 @@ impl Filesystem for FuseFs {
         } else {
             mode as u16
         };
-        match self
-            .fs
-            .create(to_ext(parent), name_bytes(name), mode, 0, creator(req, umask))
-        {
+        match self.fs.create(
+            to_ext(parent),
+            name_bytes(name),
+            mode,
+            0,
+            creator(req, umask),
+        ) {
             Ok(a) => match self.fs.open(a.ino, true) {
                 Ok(()) => reply.created(
                     &self.ttl,
