@@ -155,6 +155,60 @@ fn access_acl_and_mode_stay_in_step() {
     assert_e2fsck_clean(&img);
 }
 
+/// Inheritance in the core (no mount): a directory's default ACL masks a
+/// new inode's create mode instead of the caller's umask and becomes its
+/// access ACL; directories also inherit the default ACL; without one the
+/// umask applies. The image stays clean for e2fsck.
+#[test]
+fn new_inodes_inherit_the_default_acl() {
+    let dir = TempDir::new("acl-inherit");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    {
+        let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+        let caller = Caller {
+            umask: 0o077,
+            ..Caller::ROOT
+        };
+        let d = fs.create(ROOT, b"d", 0o040755, 0, caller).unwrap();
+        assert_eq!(d.mode & 0o7777, 0o700, "no default ACL: the umask applies");
+        // default: u::rwx u:1234:r-x g::rwx m::rwx o::---
+        let default = acl(&[
+            (0x01, 7, NO_ID),
+            (0x02, 5, 1234),
+            (0x04, 7, NO_ID),
+            (0x10, 7, NO_ID),
+            (0x20, 0, NO_ID),
+        ]);
+        let def_name = b"system.posix_acl_default";
+        let acc_name = b"system.posix_acl_access";
+        fs.setxattr(d.ino, def_name, &default, 0).unwrap();
+        let f = fs.create(d.ino, b"f", 0o100666, 0, caller).unwrap();
+        assert_eq!(f.mode & 0o7777, 0o660, "masked by the ACL, not the umask");
+        assert_eq!(
+            fs.getxattr(f.ino, acc_name).unwrap(),
+            acl(&[
+                (0x01, 6, NO_ID),
+                (0x02, 5, 1234),
+                (0x04, 7, NO_ID),
+                (0x10, 6, NO_ID),
+                (0x20, 0, NO_ID),
+            ])
+        );
+        assert_eq!(
+            fs.getxattr(f.ino, def_name).unwrap_err().errno,
+            libc::ENODATA
+        );
+        let sub = fs.create(d.ino, b"sub", 0o040750, 0, caller).unwrap();
+        assert_eq!(sub.mode & 0o7777, 0o750);
+        assert_eq!(fs.getxattr(sub.ino, def_name).unwrap(), default);
+        let l = fs.symlink(d.ino, b"l", b"f", caller).unwrap();
+        assert_eq!(l.mode & 0o7777, 0o777, "symlinks take no ACL");
+        fs.unmount().unwrap();
+    }
+    assert_e2fsck_clean(&img);
+}
+
 /// Setting an xattr on a file whose block map is not loaded (the inode
 /// was evicted after a write-back and reloaded for the xattr alone) must
 /// keep the data blocks in i_blocks. It used to count only the xattr

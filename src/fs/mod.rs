@@ -19,6 +19,7 @@
 //! data gets old or large; writers are throttled by doing that inline at
 //! the hard limit.
 
+mod acl;
 pub mod cache;
 pub mod dirstate;
 pub mod error;
@@ -73,10 +74,17 @@ pub struct Attr {
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// The umask a create applies when the directory has no default ACL
+    /// (FUSE sends it with create/mkdir/mknod; 0 elsewhere).
+    pub umask: u16,
 }
 
 impl Caller {
-    pub const ROOT: Caller = Caller { uid: 0, gid: 0 };
+    pub const ROOT: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        umask: 0,
+    };
 }
 
 /// One entry returned by readdir.

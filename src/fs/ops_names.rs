@@ -7,10 +7,11 @@
 use super::dirstate::DirState;
 use super::error::{FsError, FsResult};
 use super::inode::{is_fast_symlink, InodeState};
-use super::{now, Attr, Caller, DirEntryOut, Fs, State};
+use super::{acl, now, Attr, Caller, DirEntryOut, Fs, State};
 use crate::format::dir::{validate_name, FileType};
 use crate::format::features::RoCompat;
 use crate::format::inode::{flags, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::format::xattr::{encode_disk_acl, index as xindex, parse_xattr_acl, place, Xattr};
 
 /// The kernel's link limit for ext4.
 pub const LINK_MAX: u16 = 65000;
@@ -31,6 +32,8 @@ fn check_name(name: &[u8]) -> FsResult<()> {
     }
     validate_name(name).map_err(|_| FsError::inval())
 }
+
+const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
 
 impl State {
     fn writable(&self) -> FsResult<()> {
@@ -134,6 +137,7 @@ impl State {
                 return Err(FsError::mlink());
             }
         }
+        let (mode, acl_xattrs) = self.inherit_acls(parent, mode, caller.umask)?;
         let (pgroup, _) = self.vol.geo.inode_location(parent);
         let parent_inode = self.get(parent)?.inode.clone();
         let ino = self.vol.alloc_inode(
@@ -189,8 +193,8 @@ impl State {
                 d.dirty = true;
                 d
             }),
-            xattrs: None,
-            xattrs_dirty: false,
+            xattrs_dirty: !acl_xattrs.is_empty(),
+            xattrs: (!acl_xattrs.is_empty()).then_some(acl_xattrs),
             nlookup: 0,
             open_count: 0,
             writers: 0,
@@ -241,6 +245,44 @@ impl State {
         self.touch_dir(parent)?;
         let st = self.inodes.get(&ino).expect("inserted");
         Ok(self.attr_of(st))
+    }
+
+    /// The mode a new inode in `parent` gets and the ACL attributes it
+    /// starts with: the parent's default ACL masks the create mode (and is
+    /// inherited by directories), else the umask does (see `acl`).
+    fn inherit_acls(&mut self, parent: u32, mode: u16, umask: u16) -> FsResult<(u16, Vec<Xattr>)> {
+        let default = match self.getxattr(parent, ACL_DEFAULT) {
+            Ok(v) => Some(parse_xattr_acl(&v).map_err(|e| {
+                FsError::corrupt(format!("directory {parent}: bad default ACL: {e}"))
+            })?),
+            Err(e) if e.errno == libc::ENODATA => None,
+            Err(e) => return Err(e),
+        };
+        let got = acl::inherit(mode, umask, default.as_deref()).map_err(|_| {
+            FsError::corrupt(format!(
+                "directory {parent}: default ACL lacks required entries"
+            ))
+        })?;
+        let mut list = Vec::new();
+        for (index, entries) in [
+            (xindex::POSIX_ACL_DEFAULT, &got.default),
+            (xindex::POSIX_ACL_ACCESS, &got.access),
+        ] {
+            if let Some(entries) = entries {
+                let value = encode_disk_acl(entries).map_err(|e| {
+                    FsError::corrupt(format!("directory {parent}: bad default ACL: {e}"))
+                })?;
+                list.push(Xattr::new(index, Vec::new(), value));
+            }
+        }
+        if !list.is_empty() {
+            let isize = usize::try_from(self.vol.geo.inode_size).unwrap_or(0);
+            let area = isize.saturating_sub(128 + if isize > 128 { 32 } else { 0 });
+            if place(&list, area, self.vol.block_size()).is_err() {
+                return Err(FsError::nospc());
+            }
+        }
+        Ok((got.mode, list))
     }
 
     fn abort_create(&mut self, ino: u32, is_dir: bool) {

@@ -8,7 +8,10 @@
 //! Kernel features requested at init: writeback cache, parallel directory
 //! operations, readdirplus, large requests (1 MiB writes), and attribute and
 //! entry timeouts: the daemon is the only writer of the image, so what the
-//! kernel caches stays true.
+//! kernel caches stays true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel
+//! enforces and caches ACLs, and refreshes attributes after an ACL
+//! change) and `FUSE_DONT_MASK` (create modes arrive unmasked with the
+//! umask beside them, for default-ACL inheritance); see `fs::acl`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -149,9 +152,16 @@ fn file_attr(a: &Attr) -> FileAttr {
 }
 
 fn caller(req: &Request) -> Caller {
+    creator(req, 0)
+}
+
+/// The caller of create/mkdir/mknod, with the umask the kernel sent
+/// (FUSE_DONT_MASK: the mode arrives unmasked).
+fn creator(req: &Request, umask: u32) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        umask: (umask & 0o777) as u16,
     }
 }
 
@@ -201,7 +211,9 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_MAX_PAGES
             | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_ASYNC_READ;
+            | InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_POSIX_ACL
+            | InitFlags::FUSE_DONT_MASK;
         if self.writeback_cache && !self.fs.is_read_only() {
             wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
@@ -289,7 +301,7 @@ impl Filesystem for FuseFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
@@ -298,7 +310,7 @@ impl Filesystem for FuseFs {
             name_bytes(name),
             mode as u16,
             rdev,
-            caller(req),
+            creator(req, umask),
         );
         self.entry(r, reply);
     }
@@ -309,13 +321,17 @@ impl Filesystem for FuseFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let mode = (mode as u16 & 0o7777) | crate::format::inode::S_IFDIR;
-        let r = self
-            .fs
-            .create(to_ext(parent), name_bytes(name), mode, 0, caller(req));
+        let r = self.fs.create(
+            to_ext(parent),
+            name_bytes(name),
+            mode,
+            0,
+            creator(req, umask),
+        );
         self.entry(r, reply);
     }
 
@@ -608,7 +624,7 @@ impl Filesystem for FuseFs {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
@@ -617,10 +633,13 @@ impl Filesystem for FuseFs {
         } else {
             mode as u16
         };
-        match self
-            .fs
-            .create(to_ext(parent), name_bytes(name), mode, 0, caller(req))
-        {
+        match self.fs.create(
+            to_ext(parent),
+            name_bytes(name),
+            mode,
+            0,
+            creator(req, umask),
+        ) {
             Ok(a) => match self.fs.open(a.ino, true) {
                 Ok(()) => reply.created(
                     &self.ttl,
