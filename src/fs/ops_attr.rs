@@ -76,7 +76,19 @@ impl State {
         Ok(self.attr_of(st))
     }
 
-    pub fn statfs(&self) -> StatFs {
+    /// File-system statistics, exact: the blocks pending write-back will
+    /// take (directory blocks, extent trees, indirect maps, xattr blocks:
+    /// fext lays them out only at write-back) are allocated first, into the
+    /// block cache, so the free counts are what the image says after the
+    /// next write-back, as with the kernel, which allocates them at once.
+    /// A failure is latched for the next fsync; the counts are still given.
+    pub fn statfs(&mut self) -> StatFs {
+        if !self.vol.read_only {
+            if let Err(e) = self.write_back_metadata() {
+                log::error!("write-back for statfs failed: {e}");
+                self.latched_error = Some(e);
+            }
+        }
         let geo = &self.vol.geo;
         let sb = &self.vol.sb;
         let (free_blocks, free_inodes) = self.vol.free_counts();

