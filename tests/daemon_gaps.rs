@@ -124,3 +124,92 @@ fn statfs_is_exact_before_write_back() {
         assert_e2fsck_clean(&img);
     }
 }
+
+/// The mount table shows the type `fuse.<subtype>` (default `fuse.fext`)
+/// and the fsname as source (default: the image's absolute path), as for
+/// libfuse file systems; `umount` still ends the daemon (exit 0).
+#[test]
+fn subtype_and_fsname_show_in_the_mount_table() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("mount-table");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, "");
+    let want_source = fs::canonicalize(&img).unwrap().display().to_string();
+    assert_eq!(
+        mount_entry(m.path()),
+        Some(("fuse.fext".to_string(), want_source))
+    );
+    fs::write(m.join("f"), b"still served").unwrap();
+    m.unmount();
+
+    let m = FextMount::new(&img, "subtype=extimg,fsname=my-disk");
+    assert_eq!(
+        mount_entry(m.path()),
+        Some(("fuse.extimg".to_string(), "my-disk".to_string()))
+    );
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"still served");
+    m.unmount();
+    assert_e2fsck_clean(&img);
+}
+
+/// Detaches a mount left behind by a failed test.
+struct LazyUnmountGuard<'a>(&'a Path);
+
+impl Drop for LazyUnmountGuard<'_> {
+    fn drop(&mut self) {
+        if is_mountpoint(self.0) {
+            let _ = Cmd::new("umount").arg("-l").arg(self.0).output();
+        }
+    }
+}
+
+/// The way mount(8) runs a helper: `fext IMAGE DIR -o OPTS` daemonizes
+/// once the mount is ready; `fusermount3 -u` ends that daemon, which
+/// writes back and releases the image (its lock) with the file system
+/// clean.
+#[test]
+fn daemonized_mount_shows_its_type_and_ends_on_fusermount_u() {
+    if !require_root("a FUSE mount") || !have_program("fusermount3") {
+        return;
+    }
+    let dir = TempDir::new("mount-helper");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    let mp = dir.join("mnt");
+    fs::create_dir(&mp).unwrap();
+    let _guard = LazyUnmountGuard(&mp);
+    Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(&mp)
+        .arg("-o")
+        .arg("rw,nosuid,nodev")
+        .timeout(std::time::Duration::from_secs(60))
+        .run_ok();
+    let (fstype, _) = mount_entry(&fs::canonicalize(&mp).unwrap()).expect("mounted");
+    assert_eq!(fstype, "fuse.fext");
+    fs::write(mp.join("f"), b"written through the helper mount").unwrap();
+    Cmd::new("fusermount3")
+        .arg("-u")
+        .arg(&mp)
+        .timeout(std::time::Duration::from_secs(60))
+        .run_ok();
+    // The daemon holds an exclusive lock on the image until it exits.
+    Cmd::new("flock")
+        .arg("-w")
+        .arg("120")
+        .arg(&img)
+        .arg("true")
+        .timeout(std::time::Duration::from_secs(150))
+        .run_ok();
+    assert!(!is_mountpoint(&mp));
+    assert_e2fsck_clean(&img);
+    let out = Cmd::new("debugfs")
+        .arg("-R")
+        .arg("cat /f")
+        .arg(&img)
+        .run_ok();
+    assert_eq!(out.stdout, "written through the helper mount");
+}

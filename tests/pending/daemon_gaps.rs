@@ -18,20 +18,3 @@ fn mount() -> (TempDir, FextMount) {
     let m = FextMount::new(&img, "");
     (dir, m)
 }
-
-
-
-/// `-o subtype=fext` (the default) should show as file-system type
-/// `fuse.fext` in the mount table, as with libfuse. fuser 0.18's direct
-/// mount(2) passes the type "fuse" and uses the subtype only as the
-/// source name, so the table says `fuse`.
-#[test]
-fn subtype_shows_in_the_mount_table() {
-    if !require_root("a FUSE mount") {
-        return;
-    }
-    let (_dir, m) = mount();
-    let (fstype, _) = mount_entry(m.path()).unwrap();
-    assert_eq!(fstype, "fuse.fext");
-    m.unmount();
-}
