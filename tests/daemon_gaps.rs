@@ -213,3 +213,97 @@ fn daemonized_mount_shows_its_type_and_ends_on_fusermount_u() {
         .run_ok();
     assert_eq!(out.stdout, "written through the helper mount");
 }
+
+/// Physical blocks of `path` in the image (debugfs `blocks`).
+fn blocks_of(img: &Path, path: &str) -> Vec<u64> {
+    debugfs_r(img, &format!("blocks {path}"))
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+/// The image file shrinks under the daemon: the pages of the mapping past
+/// the new end raise SIGBUS when touched. A read of a file whose data lay
+/// there fails with EIO; the daemon stays up, keeps serving the rest, and
+/// once the image has its size back the same read is tried again and
+/// succeeds (the damaged pages were mapped from the file again). Unmount
+/// ends the daemon with exit code 0.
+#[test]
+fn image_shrinking_under_the_daemon_is_eio_not_a_crash() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("sigbus");
+    let img = dir.join("img");
+    let size = 64u64 << 20;
+    make_fext_image(&img, size, "ext4", Some(4096), "");
+    let safe_data = pattern(300_000, 1);
+    let victim_data = pattern(24 << 20, 2);
+    let m = FextMount::new(&img, "");
+    fs::write(m.join("safe"), &safe_data).unwrap();
+    fs::write(m.join("victim"), &victim_data).unwrap();
+    m.unmount();
+    let safe_end = *blocks_of(&img, "/safe").iter().max().unwrap();
+    let victim = blocks_of(&img, "/victim");
+    let victim_start = *victim.iter().min().unwrap();
+    assert!(safe_end < victim_start, "safe must lie before victim");
+    // Cut the image 1 MiB into the victim's data: the metadata and `safe`
+    // stay inside.
+    let cut = victim_start * 4096 + (1 << 20);
+
+    // A fresh mount: the kernel holds none of the victim's pages.
+    let mut m = FextMount::new(&img, "");
+    let victim_file = File::open(m.join("victim")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let mut buf = vec![0u8; 1 << 20];
+    let far = (8u64 << 20).min(victim_data.len() as u64 - buf.len() as u64);
+    let r = victim_file.read_exact_at(&mut buf, far);
+    assert_eq!(
+        r.map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "read past the new end of the image"
+    );
+    assert!(m.is_alive(), "the daemon died:\n{}", m.log());
+    // Still serving: the other file, a new file, a listing.
+    assert_eq!(fs::read(m.join("safe")).unwrap(), safe_data);
+    fs::write(m.join("new"), b"written after the fault").unwrap();
+    assert_eq!(fs::read_dir(m.path()).unwrap().count(), 4); // lost+found too
+                                                            // The same read again while the image is still short: EIO again.
+    let r = victim_file.read_exact_at(&mut buf, far);
+    assert_eq!(r.map_err(|e| e.raw_os_error()), Err(Some(libc::EIO)));
+
+    // The image gets its size back (the cut part reads as zeros): the read
+    // is tried again and now succeeds.
+    OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    victim_file.read_exact_at(&mut buf, far).unwrap();
+    assert!(buf.iter().all(|&b| b == 0), "the cut part reads as zeros");
+    let mut head = vec![0u8; 4096];
+    victim_file.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(head, victim_data[..4096]);
+    drop(victim_file);
+    assert!(m.is_alive());
+    m.unmount();
+    assert!(
+        remount_reads_back_new_file(&img),
+        "after the unmount the image mounts again with the file written after the fault"
+    );
+}
+
+/// Mounts `img` again and reads back the file written after the fault.
+fn remount_reads_back_new_file(img: &Path) -> bool {
+    let m = FextMount::new(img, "");
+    let ok = fs::read(m.join("new")).is_ok_and(|d| d == b"written after the fault");
+    m.unmount();
+    ok
+}
