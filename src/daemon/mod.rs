@@ -148,7 +148,13 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
     config.clone_fd = o.threads > 1;
     let adapter = FuseFs::new(fs.clone(), o.ttl, o.writeback_cache);
     let mountpoint = abs(&inv.mountpoint);
-    let cannot = |e: std::io::Error| format!("cannot mount on {}: {e}", inv.mountpoint.display());
+    // A failed mount leaves the image as it was (marked clean again).
+    let cannot = |e: std::io::Error| {
+        if let Err(u) = fs.unmount() {
+            log::error!("releasing the image: {u}");
+        }
+        format!("cannot mount on {}: {e}", inv.mountpoint.display())
+    };
     let spec = mount::MountSpec {
         source: &fsname,
         subtype: &o.subtype,
