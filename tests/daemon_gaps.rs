@@ -307,3 +307,29 @@ fn remount_reads_back_new_file(img: &Path) -> bool {
     m.unmount();
     ok
 }
+
+/// SIGTERM makes the daemon unmount its own mount (a direct mount(2)
+/// now), write everything back and exit 0, leaving a clean image.
+#[test]
+fn sigterm_unmounts_and_exits_zero() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("sigterm");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    let mut m = FextMount::new(&img, "");
+    let mp = m.path().to_owned();
+    fs::write(m.join("f"), b"written before the signal").unwrap();
+    let code = m.signal_and_wait(libc::SIGTERM);
+    assert_eq!(code, Some(0), "daemon log:\n{}", m.log());
+    assert!(!is_mountpoint(&mp), "still mounted after SIGTERM");
+    drop(m);
+    assert_e2fsck_clean(&img);
+    let out = Cmd::new("debugfs")
+        .arg("-R")
+        .arg("cat /f")
+        .arg(&img)
+        .run_ok();
+    assert_eq!(out.stdout, "written before the signal");
+}
