@@ -32,7 +32,7 @@ use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicU64, Atomic
 use std::sync::{Once, OnceLock};
 
 /// Mappings that can be registered at the same time.
-const MAX_REGIONS: usize = 16;
+const MAX_REGIONS: usize = 64;
 /// Damaged pages remembered for repair (more: whole regions are remapped).
 const MAX_PENDING: usize = 256;
 
