@@ -11,8 +11,11 @@
 //! them durable with msync and fdatasync. A read-only image is mapped
 //! read-only, so a bug can never write to it.
 //!
-//! I/O errors met while *reading* the mapping still surface as SIGBUS;
-//! the daemon installs no handler for those yet (see DESIGN.md's traps).
+//! I/O errors met while *reading* the mapping (a failing device, an image
+//! file that shrank under the daemon) surface as SIGBUS: the mapping is
+//! registered with [`crate::image_fault`], and readers take their bytes
+//! through [`Image::checked`], which turns such a fault into EIO for that
+//! one operation.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -21,6 +24,8 @@ use std::path::Path;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
+use crate::image_fault::{self, Registration};
+
 enum Mapping {
     ReadOnly(Mmap),
     ReadWrite(MmapMut),
@@ -28,6 +33,9 @@ enum Mapping {
 
 /// A memory-mapped image.
 pub struct Image {
+    /// Declared first: unregistered before the file closes and the
+    /// mapping goes away.
+    _faults: Option<Registration>,
     file: File,
     map: Mapping,
 }
@@ -60,7 +68,17 @@ impl Image {
                 Mapping::ReadOnly(MmapOptions::new().len(len).map(&file)?)
             }
         };
-        Ok(Image { file, map })
+        let (ptr, writable) = match &map {
+            Mapping::ReadOnly(m) => (m.as_ptr(), false),
+            Mapping::ReadWrite(m) => (m.as_ptr(), true),
+        };
+        use std::os::fd::AsRawFd;
+        let faults = image_fault::register(ptr, len, file.as_raw_fd(), writable);
+        Ok(Image {
+            _faults: faults,
+            file,
+            map,
+        })
     }
 
     /// Takes an advisory lock on the image file for the life of this
@@ -88,6 +106,28 @@ impl Image {
             Mapping::ReadOnly(m) => m,
             Mapping::ReadWrite(m) => m,
         }
+    }
+
+    /// `len` bytes at `offset`, made readable first: EIO if reading them
+    /// faulted (the image shrank or the device failed), an error too if
+    /// the range is outside the image.
+    pub fn checked(&self, offset: usize, len: usize) -> io::Result<&[u8]> {
+        let bytes = offset
+            .checked_add(len)
+            .and_then(|end| self.bytes().get(offset..end))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bytes {offset}+{len} lie beyond the end of the image"),
+                )
+            })?;
+        if !image_fault::probe(bytes) {
+            return Err(io::Error::other(format!(
+                "I/O error (SIGBUS) reading image bytes {offset}+{len}: \
+                 the image file shrank or its device failed"
+            )));
+        }
+        Ok(bytes)
     }
 
     pub fn len(&self) -> u64 {

@@ -10,4 +10,5 @@ pub mod format;
 pub mod fs;
 pub mod fsck;
 pub mod fuse;
+pub mod image_fault;
 pub mod mkfs;

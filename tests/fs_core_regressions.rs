@@ -236,3 +236,42 @@ fn xattr_on_an_evicted_file_keeps_i_blocks() {
     }
     assert_e2fsck_clean(&img);
 }
+
+/// The kernel sends FORGET for an unlinked inode asynchronously, so a
+/// statfs can overtake it: the counts must already say "free" for an
+/// unlinked inode nobody has open, and must not move when the FORGET
+/// lands or at write-back; after unmount dumpe2fs agrees.
+#[test]
+fn statfs_does_not_move_when_the_forget_of_an_unlinked_file_lands() {
+    let dir = TempDir::new("forget");
+    let img = dir.join("img");
+    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let f = fs.create(ROOT, b"f", 0o100644, 0, Caller::ROOT).unwrap();
+    fs.write(f.ino, 0, &vec![7u8; 3 << 20]).unwrap();
+    fs.sync().unwrap();
+    let before_unlink = fs.statfs();
+    fs.unlink(ROOT, b"f").unwrap();
+    // Still looked up by the kernel (create counted one lookup).
+    let unlinked = fs.statfs();
+    assert!(
+        unlinked.bfree >= before_unlink.bfree + 768 && unlinked.ffree == before_unlink.ffree + 1,
+        "unlinked file counted free: {before_unlink:?} -> {unlinked:?}"
+    );
+    fs.sync().unwrap();
+    assert_eq!(fs.statfs(), unlinked, "write-back moved statfs");
+    fs.forget(f.ino, 1);
+    assert_eq!(fs.statfs(), unlinked, "the FORGET moved statfs");
+    fs.sync().unwrap();
+    assert_eq!(
+        fs.statfs(),
+        unlinked,
+        "write-back after FORGET moved statfs"
+    );
+    fs.unmount().unwrap();
+    drop(fs);
+    let d = dumpe2fs_h(&img);
+    assert_eq!(d.num("Free blocks"), unlinked.bfree);
+    assert_eq!(d.num("Free inodes"), unlinked.ffree);
+    assert_e2fsck_clean(&img);
+}

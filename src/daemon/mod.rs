@@ -9,6 +9,7 @@
 //! superblock is marked clean, and the daemon exits 0. A background thread
 //! runs write-back when dirty data gets old or large.
 
+mod mount;
 pub mod options;
 
 use std::io::{Read, Write};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use fuser::{Config, MountOption, Session};
+use fuser::{Config, MountOption, Session, SessionUnmounter};
 
 use crate::fs::Fs;
 use crate::fuse::FuseFs;
@@ -126,12 +127,12 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
     let fs = Fs::mount(&inv.image, inv.options.fs.clone()).map_err(|e| e.detail.clone())?;
     let fs = Arc::new(fs);
     let o = &inv.options;
+    let fsname = o
+        .fsname
+        .clone()
+        .unwrap_or_else(|| abs(&inv.image).display().to_string());
     let mut mount_options = o.fuse.clone();
-    mount_options.push(MountOption::FSName(
-        o.fsname
-            .clone()
-            .unwrap_or_else(|| abs(&inv.image).display().to_string()),
-    ));
+    mount_options.push(MountOption::FSName(fsname.clone()));
     mount_options.push(MountOption::Subtype(o.subtype.clone()));
     mount_options.push(MountOption::DefaultPermissions);
     mount_options.push(if fs.is_read_only() {
@@ -140,16 +141,50 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         MountOption::RW
     });
     let mut config = Config::default();
-    config.mount_options = mount_options;
     if o.allow_other {
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(o.threads);
     config.clone_fd = o.threads > 1;
     let adapter = FuseFs::new(fs.clone(), o.ttl, o.writeback_cache);
-    let mut session = Session::new(adapter, &inv.mountpoint, &config)
-        .map_err(|e| format!("cannot mount on {}: {e}", inv.mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
+    let mountpoint = abs(&inv.mountpoint);
+    // A failed mount leaves the image as it was (marked clean again).
+    let cannot = |e: std::io::Error| {
+        if let Err(u) = fs.unmount() {
+            log::error!("releasing the image: {u}");
+        }
+        format!("cannot mount on {}: {e}", inv.mountpoint.display())
+    };
+    let spec = mount::MountSpec {
+        source: &fsname,
+        subtype: &o.subtype,
+        options: &mount_options,
+        allow_other: o.allow_other,
+        default_permissions: true,
+    };
+    let (session, mut unmounter) = match mount::mount_fuse(&mountpoint, &spec).map_err(cannot)? {
+        Some(fd) => {
+            let acl = config.acl;
+            match Session::from_fd(adapter, fd, acl, config) {
+                Ok(s) => (s, Unmounter::Direct(mountpoint.clone())),
+                Err(e) => {
+                    let _ = mount::unmount_fuse(&mountpoint, true);
+                    return Err(cannot(e));
+                }
+            }
+        }
+        None => {
+            // Not permitted to mount(2): fuser goes through fusermount3.
+            config.mount_options = mount_options;
+            let mut s = Session::new(adapter, &inv.mountpoint, &config).map_err(cannot)?;
+            let u = Unmounter::Fuser(s.unmount_callable());
+            (s, u)
+        }
+    };
+    let direct_mountpoint = match &unmounter {
+        Unmounter::Direct(mp) => Some(mp.clone()),
+        Unmounter::Fuser(_) => None,
+    };
     if let Some(slot) = ready {
         if let Some(mut w) = slot.take() {
             let _ = w.write_all(b"ok");
@@ -177,11 +212,35 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         }
     });
     let result = session.run();
+    if let (Err(_), Some(mp)) = (&result, &direct_mountpoint) {
+        // The session failed while still mounted: detach the mount so it
+        // does not stay behind dead (fuser's guard does that for its own
+        // mounts).
+        let _ = mount::unmount_fuse(mp, true);
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = writeback.join();
     fs.unmount()
         .map_err(|e| format!("final write-back failed: {e}"))?;
     result.map_err(|e| format!("FUSE session failed: {e}"))
+}
+
+/// Unmounts the file system (on a signal): the kernel then ends the
+/// session.
+enum Unmounter {
+    /// Mounted by [`mount::mount_fuse`].
+    Direct(PathBuf),
+    /// Mounted by fuser (through fusermount3).
+    Fuser(SessionUnmounter),
+}
+
+impl Unmounter {
+    fn unmount(&mut self) -> std::io::Result<()> {
+        match self {
+            Unmounter::Direct(mp) => mount::unmount_fuse(mp, false),
+            Unmounter::Fuser(u) => u.unmount(),
+        }
+    }
 }
 
 fn abs(p: &Path) -> PathBuf {

@@ -83,9 +83,16 @@ impl BlockCache {
     fn image_slice<'a>(&self, img: &'a Image, blk: u64) -> FsResult<&'a [u8]> {
         self.check(blk)?;
         let start = blk as usize * self.block_size;
-        img.bytes()
-            .get(start..start + self.block_size)
-            .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the end of the image")))
+        if start + self.block_size > img.bytes().len() {
+            return Err(FsError::corrupt(format!(
+                "block {blk} beyond the end of the image"
+            )));
+        }
+        // A fault (image shrunk, device error) is this operation's EIO.
+        img.checked(start, self.block_size).map_err(|e| {
+            log::error!("block {blk}: {e}");
+            FsError::new(libc::EIO, format!("block {blk}: {e}"))
+        })
     }
 
     /// The current content of a block: the dirty copy, else the image's.

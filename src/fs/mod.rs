@@ -273,6 +273,23 @@ impl State {
         r
     }
 
+    /// Writes every dirty inode's structures (directory blocks, extent
+    /// trees or indirect maps, xattr blocks, the inode itself) and the
+    /// orphan chain into the block cache, allocating the blocks they need.
+    /// Nothing reaches the image yet; the free counts are then final.
+    pub fn write_back_metadata(&mut self) -> FsResult<()> {
+        let dirty: Vec<u32> = self
+            .inodes
+            .iter()
+            .filter(|(_, s)| s.is_dirty())
+            .map(|(&i, _)| i)
+            .collect();
+        for ino in dirty {
+            self.write_back_inode(ino)?;
+        }
+        ops_names::write_back_orphans(self)
+    }
+
     /// Writes everything back and flushes the image. A failure is latched
     /// for the next fsync as well as returned.
     pub fn sync(&mut self) -> FsResult<()> {
@@ -288,23 +305,13 @@ impl State {
         if self.vol.read_only {
             return Ok(());
         }
-        let dirty: Vec<u32> = self
-            .inodes
-            .iter()
-            .filter(|(_, s)| s.is_dirty())
-            .map(|(&i, _)| i)
-            .collect();
-        let r = (|| {
-            for ino in dirty {
-                self.write_back_inode(ino)?;
-            }
-            ops_names::write_back_orphans(self)?;
+        let r = self.write_back_metadata().and_then(|()| {
             if flush {
                 self.vol.sync()
             } else {
                 self.vol.write_back()
             }
-        })();
+        });
         if let Err(e) = &r {
             log::error!("write-back failed: {e}");
             self.latched_error = Some(e.clone());

@@ -76,10 +76,25 @@ impl State {
         Ok(self.attr_of(st))
     }
 
-    pub fn statfs(&self) -> StatFs {
+    /// File-system statistics, exact: the blocks pending write-back will
+    /// take (directory blocks, extent trees, indirect maps, xattr blocks:
+    /// fext lays them out only at write-back) are allocated first, into the
+    /// block cache, so the free counts are what the image says after the
+    /// next write-back, as with the kernel, which allocates them at once.
+    /// A failure is latched for the next fsync; the counts are still given.
+    pub fn statfs(&mut self) -> StatFs {
+        if !self.vol.read_only {
+            if let Err(e) = self.write_back_metadata() {
+                log::error!("write-back for statfs failed: {e}");
+                self.latched_error = Some(e);
+            }
+        }
+        let (free_blocks, free_inodes) = self.vol.free_counts();
+        let (pending_blocks, pending_inodes) = self.awaiting_forget_counts();
+        let free_blocks = free_blocks + pending_blocks;
+        let free_inodes = free_inodes + pending_inodes;
         let geo = &self.vol.geo;
         let sb = &self.vol.sb;
-        let (free_blocks, free_inodes) = self.vol.free_counts();
         let overhead = if sb.f.overhead_clusters != 0 {
             u64::from(sb.f.overhead_clusters)
         } else {
@@ -99,6 +114,42 @@ impl State {
             bsize: geo.block_size,
             namelen: 255,
         }
+    }
+
+    /// Blocks and inodes held only until the kernel's FORGET: unlinked,
+    /// not open, so nothing can reach their data any more. The kernel
+    /// queues that FORGET asynchronously, so a statfs may overtake it;
+    /// counting them as free already keeps statfs from moving when it
+    /// lands (ext4 frees such an inode at the unlink itself).
+    fn awaiting_forget_counts(&self) -> (u64, u64) {
+        let bs = self.vol.geo.block_size;
+        let per_block = u64::from(bs / 512).max(1);
+        let mut blocks = 0;
+        let mut inodes = 0;
+        for st in self.inodes.values() {
+            if st.inode.links_count != 0 || st.open_count != 0 || st.inode.mode == 0 {
+                continue;
+            }
+            inodes += 1;
+            let mut held = st.inode.blocks_512(bs) / per_block;
+            // A shared xattr block stays with its other users.
+            if st.inode.file_acl != 0 {
+                let shared = self
+                    .vol
+                    .read_block(st.inode.file_acl)
+                    .ok()
+                    .and_then(|b| {
+                        b.get(4..8)
+                            .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
+                    })
+                    .is_some_and(|refcount| refcount > 1);
+                if shared {
+                    held = held.saturating_sub(1);
+                }
+            }
+            blocks += held;
+        }
+        (blocks, inodes)
     }
 
     /// access(2) against the inode's mode bits (root passes all but

@@ -541,10 +541,17 @@ impl Fs {
         let mut st = self.lock();
         if let Some(range) = st.direct_range(ino, off, size)? {
             st.touch_atime(ino);
-            let bytes = &st.vol.img.bytes()[range];
+            let bytes = st.vol.img.checked(range.start, range.len()).map_err(|e| {
+                log::error!("inode {ino}: read at {off}: {e}");
+                FsError::new(libc::EIO, format!("inode {ino}: {e}"))
+            })?;
             return Ok(reply(bytes));
         }
-        let data = st.read_data(ino, off, size)?;
+        let data = st.read_data(ino, off, size).inspect_err(|e| {
+            if e.errno == libc::EIO {
+                log::error!("inode {ino}: read at {off}: {}", e.detail);
+            }
+        })?;
         st.touch_atime(ino);
         Ok(reply(&data))
     }

@@ -54,10 +54,13 @@ impl Volume {
     /// Reads the superblock and descriptors of `img`. Feature checks are the
     /// caller's (see `Fs::mount`).
     pub fn load(img: Image, read_only: bool) -> FsResult<Volume> {
-        let bytes = img.bytes();
-        let sb_bytes = bytes
-            .get(1024..1024 + SUPERBLOCK_SIZE)
-            .ok_or_else(|| FsError::new(libc::EINVAL, "image too small for a superblock"))?;
+        if img.len() < (1024 + SUPERBLOCK_SIZE) as u64 {
+            return Err(FsError::new(
+                libc::EINVAL,
+                "image too small for a superblock",
+            ));
+        }
+        let sb_bytes = img.checked(1024, SUPERBLOCK_SIZE)?;
         let sb = Superblock::parse(sb_bytes)?;
         let geo = Geometry::new(&sb);
         let feat = sb.features();
@@ -81,9 +84,12 @@ impl Volume {
             let i = g / geo.descs_per_block;
             let blk = geo.gdt_block_location(i);
             let off = blk as usize * bs + (g % geo.descs_per_block) as usize * ds;
-            let raw = bytes.get(off..off + ds).ok_or_else(|| {
-                FsError::corrupt(format!("group descriptor {g} beyond the image"))
-            })?;
+            if (off + ds) as u64 > img.len() {
+                return Err(FsError::corrupt(format!(
+                    "group descriptor {g} beyond the image"
+                )));
+            }
+            let raw = img.checked(off, ds)?;
             if !verify_group_desc_csum(&feat, seed, &sb.f.uuid, g, raw) {
                 return Err(FsError::corrupt(format!(
                     "group descriptor {g} checksum mismatch"

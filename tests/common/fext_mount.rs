@@ -210,6 +210,23 @@ impl FextMount {
         }
     }
 
+    /// Sends `signal` to the daemon and waits (up to [`EXIT_WAIT`]) for it
+    /// to exit on its own, unmounting as it goes (SIGTERM/SIGINT/SIGHUP).
+    /// Returns its exit code, `None` if it did not exit in time; the mount
+    /// must be gone afterwards (else the guard's drop cleans up).
+    pub fn signal_and_wait(&mut self, signal: libc::c_int) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        child.signal(signal);
+        let code = child.wait_timeout(EXIT_WAIT)?;
+        self.child = None;
+        self.watchdog_stop.store(true, Ordering::Relaxed);
+        if !is_mountpoint(&self.mount_point) {
+            self.mounted = false;
+            let _ = std::fs::remove_dir(&self.mount_point);
+        }
+        Some(code)
+    }
+
     /// SIGKILL the daemon (no write-back), then clean up the dead mount
     /// with `umount -l`. Returns the daemon's log.
     pub fn kill(mut self) -> String {
