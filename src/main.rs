@@ -1,5 +1,7 @@
 //! `fext IMAGE MOUNTPOINT [-o opt,...] [-f]`: mount an ext2/3/4 image
-//! through FUSE. All the work is in the library (`fext::daemon`).
+//! through FUSE. All the work is in the library (`fext::daemon`). Run as
+//! `umount.fuse.fext` (a link), it is umount(8)'s helper that waits for
+//! the daemon's final write-back.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,17 @@ struct Cli {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Installed as umount(8)'s helper for the type fuse.fext.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
+    if argv0
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("umount."))
+    {
+        let rest: Vec<_> = args.collect();
+        let code = fext::daemon::umount_helper::main(&rest);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

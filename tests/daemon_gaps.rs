@@ -333,3 +333,58 @@ fn sigterm_unmounts_and_exits_zero() {
         .run_ok();
     assert_eq!(out.stdout, "written before the signal");
 }
+
+/// `umount` of a plain FUSE mount returns before the daemon has written
+/// back (the kernel does not wait for it). Installed as umount(8)'s helper
+/// `umount.fuse.fext`, fext unmounts and waits until the daemon has let go
+/// of the image: right after it returns, nobody holds the image and it is
+/// complete and clean.
+#[test]
+fn umount_helper_returns_after_the_final_write_back() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("umount-helper");
+    let img = dir.join("img");
+    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
+    let mp = dir.join("mnt");
+    fs::create_dir(&mp).unwrap();
+    let _guard = LazyUnmountGuard(&mp);
+    // Nothing is written back by age or size before the unmount.
+    Cmd::new(fext_bin())
+        .arg(&img)
+        .arg(&mp)
+        .arg("-o")
+        .arg("dirty_expire_ms=3600000,dirty_background_mb=1024,dirty_limit_mb=1024")
+        .timeout(std::time::Duration::from_secs(60))
+        .run_ok();
+    for i in 0..48 {
+        fs::write(mp.join(format!("big{i}")), vec![i as u8; 2 << 20]).unwrap();
+    }
+    fs::create_dir(mp.join("many")).unwrap();
+    for i in 0..3000 {
+        fs::write(mp.join(format!("many/small-file-{i}")), i.to_string()).unwrap();
+    }
+    let helper = dir.join("umount.fuse.fext");
+    std::os::unix::fs::symlink(fext_bin(), &helper).unwrap();
+    let canonical = fs::canonicalize(&mp).unwrap();
+    Cmd::new(&helper)
+        .arg(&canonical)
+        .args(["-n", "-t", "fuse.fext"])
+        .timeout(std::time::Duration::from_secs(300))
+        .run_ok();
+    assert!(!is_mountpoint(&mp));
+    // The daemon holds an exclusive flock on the image until it is done.
+    let out = Cmd::new("flock").arg("-n").arg(&img).arg("true").output();
+    assert!(
+        out.success(),
+        "the daemon still held the image when the umount helper returned:\n{out}"
+    );
+    assert_e2fsck_clean(&img);
+    let out = Cmd::new("debugfs")
+        .arg("-R")
+        .arg("cat /many/small-file-2999")
+        .arg(&img)
+        .run_ok();
+    assert_eq!(out.stdout, "2999");
+}

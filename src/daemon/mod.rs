@@ -11,6 +11,7 @@
 
 mod mount;
 pub mod options;
+pub mod umount_helper;
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -185,6 +186,11 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         Unmounter::Direct(mp) => Some(mp.clone()),
         Unmounter::Fuser(_) => None,
     };
+    // Lets `umount` wait for the final write-back (see umount_helper);
+    // dropped, so removed, when serve returns.
+    let _registration = direct_mountpoint
+        .as_ref()
+        .and_then(|mp| umount_helper::register(mp, &abs(&inv.image)));
     if let Some(slot) = ready {
         if let Some(mut w) = slot.take() {
             let _ = w.write_all(b"ok");
