@@ -28,7 +28,7 @@ const S_ISUID: u16 = 0o4000;
 const S_ISGID: u16 = 0o2000;
 const S_IXGRP: u16 = 0o0010;
 
-impl State {
+impl State<'_> {
     pub fn setattr(&mut self, ino: u32, ch: &SetAttr) -> FsResult<Attr> {
         if self.vol.read_only {
             return Err(FsError::rofs());
@@ -137,24 +137,26 @@ impl State {
 
 impl Fs {
     pub fn getattr(&self, ino: u32) -> FsResult<Attr> {
-        let mut st = self.lock();
-        st.get(ino)?;
-        let s = st.inodes.get(&ino).expect("loaded");
-        Ok(st.attr_of(s))
+        self.op(&[ino], |st| {
+            st.get(ino)?;
+            let s = st.inodes.get(&ino).expect("loaded");
+            Ok(st.attr_of(s))
+        })
     }
 
     pub fn setattr(&self, ino: u32, ch: &SetAttr) -> FsResult<Attr> {
-        let mut st = self.lock();
-        let a = st.setattr(ino, ch)?;
-        st.sync_if_requested()?;
+        let a = self.op(&[ino], |st| st.setattr(ino, ch))?;
+        self.sync_if_requested()?;
         Ok(a)
     }
 
     pub fn statfs(&self) -> StatFs {
-        self.lock().statfs()
+        let vol = self.gate.read();
+        self.op_on(&vol, false, &[], |st| Ok(st.statfs()))
+            .expect("statfs locks no inode and cannot fail")
     }
 
     pub fn access(&self, ino: u32, mask: u32, caller: Caller) -> FsResult<()> {
-        self.lock().access(ino, mask, caller)
+        self.op(&[ino], |st| st.access(ino, mask, caller))
     }
 }
