@@ -424,6 +424,29 @@ impl Fs {
     }
 }
 
+/// Inode `ino` held locked, as a running operation holds it (see
+/// [`Fs::hold_inode`]).
+pub struct InodeHold<'a> {
+    _inode: InodeGuard<InodeState>,
+    _gate: lockorder::OrdReadGuard<'a, Volume>,
+}
+
+impl Fs {
+    /// Locks inode `ino` (with the gate shared) until the returned hold is
+    /// dropped, exactly as an operation on it would: for tests that show
+    /// which operations wait for which inode. Operations that write back
+    /// the whole file system wait for the hold too.
+    #[doc(hidden)]
+    pub fn hold_inode(&self, ino: u32) -> FsResult<InodeHold<'_>> {
+        let gate = self.gate.read();
+        let slot = self.slot(&gate, ino)?;
+        Ok(InodeHold {
+            _inode: InodeGuard::lock(&slot, ino),
+            _gate: gate,
+        })
+    }
+}
+
 /// Writes one inode's changes into the block cache.
 pub fn write_back_inode(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     vol.adjust_reserve(st.meta_estimate, 0);
