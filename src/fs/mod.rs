@@ -276,9 +276,15 @@ impl Fs {
             }
             st.retry = None;
             let r = f(&mut st);
-            match st.retry.take() {
-                Some(ino) => need.push(ino),
-                None => return r,
+            match (st.retry.take(), r) {
+                (Some(ino), Err(_)) => need.push(ino),
+                (Some(ino), Ok(v)) => {
+                    // The operation went on past a restart request: it is
+                    // done, and must not run twice.
+                    debug_assert!(false, "restart for inode {ino} ignored by an operation");
+                    return Ok(v);
+                }
+                (None, r) => return r,
             }
         }
         log::error!("an operation kept meeting locked inodes; giving up");
