@@ -137,8 +137,7 @@ impl Fs {
         let fs = Fs::new(vol, opts, seed);
         if !read_only {
             let mut vol = fs.gate.write();
-            let orphan_file_done =
-                fs.op_on(&vol, false, &[], |st| super::ops_names::cleanup_orphans(st))?;
+            let orphan_file_done = fs.op_on(&vol, false, &[], super::ops_names::cleanup_orphans)?;
             let sb = &mut vol.sb.f;
             sb.last_orphan = 0;
             if orphan_file_done {
