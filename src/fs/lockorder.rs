@@ -219,6 +219,17 @@ impl<T> OrdRwLock<T> {
     }
 }
 
+impl<'a, T> OrdWriteGuard<'a, T> {
+    /// Turns exclusive access into shared access without letting a writer
+    /// in between.
+    pub fn downgrade(g: Self) -> OrdReadGuard<'a, T> {
+        OrdReadGuard {
+            guard: RwLockWriteGuard::downgrade(g.guard),
+            _held: g._held,
+        }
+    }
+}
+
 impl<T> Deref for OrdReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {

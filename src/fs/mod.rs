@@ -10,7 +10,8 @@
 //!   the whole file system (fsync, syncfs, unmount, background write-back,
 //!   the throttle at the hard dirty limit) holds it exclusively, so the
 //!   image it writes is always a state between complete operations, and
-//!   the image and superblock change only then.
+//!   the image and superblock change only then. The flush that follows
+//!   (msync + fdatasync) needs it only shared.
 //! - The rename mutex: cross-directory renames take it (after the gate),
 //!   so directories' `..` pointers stay put while a rename checks that the
 //!   target is not inside the source.
@@ -333,16 +334,27 @@ impl Fs {
         step(prev)
     }
 
-    /// Writes everything back and flushes the image, taking the gate
-    /// exclusively. A failure is latched for the next fsync as well as
+    /// Writes everything back and flushes the image: the write-back
+    /// under the exclusive gate, the flush (msync + fdatasync, the slow
+    /// part) with the gate downgraded to shared, so operations go on
+    /// meanwhile. A failure is latched for the next fsync as well as
     /// returned.
     pub(crate) fn sync_all(&self) -> FsResult<()> {
         let mut vol = self.gate.write();
-        self.sync_locked(&mut vol)
+        let r = self.write_back_all(&mut vol);
+        let vol = lockorder::OrdWriteGuard::downgrade(vol);
+        r.and_then(|()| self.flush_image(&vol))
     }
 
     /// [`Fs::sync_all`] with the gate already held exclusively.
     fn sync_locked(&self, vol: &mut Volume) -> FsResult<()> {
+        self.write_back_all(vol)?;
+        self.flush_image(vol)
+    }
+
+    /// Copies every change into the image (gate held exclusively), then
+    /// evicts the clean inodes nobody references.
+    fn write_back_all(&self, vol: &mut Volume) -> FsResult<()> {
         if vol.read_only {
             return Ok(());
         }
@@ -355,17 +367,28 @@ impl Fs {
                 }
             }
             ops_names::write_back_orphans(vol, &slots)?;
-            vol.sync()
+            vol.write_back()
         })();
+        self.note_write_back(&r);
+        self.evict(slots);
+        r
+    }
+
+    /// Flushes the image (under the shared gate at least).
+    fn flush_image(&self, vol: &Volume) -> FsResult<()> {
+        let r = vol.flush();
+        self.note_write_back(&r);
+        r
+    }
+
+    /// Latches a write-back failure; records when write-back completed.
+    fn note_write_back(&self, r: &FsResult<()>) {
         let mut misc = self.misc.lock();
-        if let Err(e) = &r {
+        if let Err(e) = r {
             log::error!("write-back failed: {e}");
             misc.latched_error = Some(e.clone());
         }
         misc.last_sync = Instant::now();
-        drop(misc);
-        self.evict(slots);
-        r
     }
 
     /// Returns (and clears) a latched write-back error.
@@ -399,7 +422,9 @@ impl Fs {
         }
         let mut vol = self.gate.write();
         if vol.dirty_bytes() >= self.opts.dirty_limit_bytes {
-            self.sync_locked(&mut vol)?;
+            let r = self.write_back_all(&mut vol);
+            let vol = lockorder::OrdWriteGuard::downgrade(vol);
+            r.and_then(|()| self.flush_image(&vol))?;
         }
         Ok(())
     }

@@ -666,11 +666,27 @@ impl Volume {
     /// Writes everything dirty into the image and makes it durable
     /// (write-back: exclusive).
     pub fn sync(&mut self) -> FsResult<()> {
+        self.write_back()?;
+        self.flush()
+    }
+
+    /// Writes everything dirty into the image (exclusive: the image
+    /// changes).
+    pub fn write_back(&mut self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
         }
         self.commit_metadata()?;
         self.cache.get_mut().write_back(&mut self.img)?;
+        Ok(())
+    }
+
+    /// Makes what was written into the image durable (msync + fdatasync);
+    /// operations may run meanwhile, as they never write the image.
+    pub fn flush(&self) -> FsResult<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.img.flush()?;
         Ok(())
     }
