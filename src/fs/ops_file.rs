@@ -505,8 +505,8 @@ impl Fs {
     }
 
     pub fn release(&self, ino: u32, writable: bool) -> FsResult<()> {
-        self.op(&[ino], |st| {
-            if let Some(s) = st.inodes.get_mut(&ino) {
+        self.op(&[], |st| {
+            if let Some(s) = st.get_loaded(ino)? {
                 if writable {
                     s.writers = s.writers.saturating_sub(1);
                 }
