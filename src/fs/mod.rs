@@ -34,7 +34,8 @@
 //! misc. Debug builds check it on every acquisition (`lockorder.rs`).
 //! Inode eviction happens only under the exclusive gate, so a lookup can
 //! never race with it; an inode freed while another thread waits for its
-//! lock is marked `evicted`, and the waiter goes back to the table.
+//! lock is marked `evicted`, and the waiter gets ENOENT (it reached the
+//! inode through a name that is gone).
 //!
 //! Durability: changes live in memory (inode states, dirty block cache)
 //! until write-back: [`Fs::sync`] (fsync, syncfs, unmount) writes every
@@ -505,32 +506,29 @@ impl State<'_> {
 
     fn acquire(&mut self, ino: u32) -> FsResult<()> {
         let in_order = self.inodes.max_ino().is_none_or(|m| ino > m);
-        for _ in 0..MAX_RETRIES {
-            let slot = self.fs.slot(self.vol, ino)?;
-            let guard = if in_order {
-                InodeGuard::lock(&slot, ino)
-            } else {
-                match InodeGuard::try_lock(&slot, ino) {
-                    Some(g) => g,
-                    None => {
-                        self.retry = Some(ino);
-                        return Err(FsError::new(
-                            libc::EDEADLK,
-                            format!("inode {ino} busy: operation restarts"),
-                        ));
-                    }
+        let slot = self.fs.slot(self.vol, ino)?;
+        let guard = if in_order {
+            InodeGuard::lock(&slot, ino)
+        } else {
+            match InodeGuard::try_lock(&slot, ino) {
+                Some(g) => g,
+                None => {
+                    self.retry = Some(ino);
+                    return Err(FsError::new(
+                        libc::EDEADLK,
+                        format!("inode {ino} busy: operation restarts"),
+                    ));
                 }
-            };
-            if guard.evicted {
-                continue; // freed meanwhile: ask the table again
             }
-            self.inodes.push(ino, guard);
-            return Ok(());
+        };
+        if guard.evicted {
+            // Freed while this thread waited (eviction of clean inodes
+            // happens under the exclusive gate, when nobody waits): whoever
+            // wanted it reached it through a name that is gone now.
+            return Err(FsError::new(libc::ENOENT, format!("inode {ino} was freed")));
         }
-        Err(FsError::new(
-            libc::EDEADLK,
-            format!("inode {ino} keeps vanishing"),
-        ))
+        self.inodes.push(ino, guard);
+        Ok(())
     }
 
     /// Like [`State::get`], for an inode that only matters if it is
