@@ -323,12 +323,18 @@ fn threads_creating_writing_renaming_and_deleting_in_shared_directories() {
     }
     fs.sync().unwrap();
 
+    // `FEXT_STRESS_SEED=0x...` runs another seed (threads interleave
+    // differently on every run anyway).
+    let seed = std::env::var("FEXT_STRESS_SEED").map_or(0x5eed_0000, |v| {
+        u64::from_str_radix(v.trim_start_matches("0x"), 16).expect("FEXT_STRESS_SEED is hex")
+    });
+    eprintln!("stress seed {seed:#x}");
     let (tx, rx) = channel();
     for t in 0..THREADS {
         let fs = fs.clone();
         let tx = tx.clone();
         thread::spawn(move || {
-            let r = stress_thread(&fs, t, [d0, d1], shared, 0x5eed_0000 + t * 7919);
+            let r = stress_thread(&fs, t, [d0, d1], shared, seed + t * 7919);
             drop(fs); // the image stays locked while any Fs lives
             let _ = tx.send((t, r));
         });
