@@ -22,9 +22,9 @@
 //!   locks and starts again with the whole set locked in order (names are
 //!   then looked up again). A newly allocated inode is reachable by nobody
 //!   else and is locked regardless of order.
-//! - The inode table lock: only to find, insert or remove entries; a leaf
-//!   apart from the cache read of an inode being loaded, which happens
-//!   outside it.
+//! - The inode table locks (16 shards by inode number, one at a time):
+//!   only to find, insert or remove entries; the cache read of an inode
+//!   being loaded happens outside them.
 //! - Block-group locks (descriptor and bitmaps), one at a time; the free
 //!   counts and the write-back reservation are atomics.
 //! - The dirty block cache lock, a leaf (also held by a `BlockMut` guard:
@@ -146,7 +146,9 @@ pub struct Fs {
     /// The operation gate around the volume (see the module notes).
     gate: OrdRwLock<Volume>,
     rename_lock: OrdMutex<()>,
-    table: OrdMutex<Table>,
+    /// The loaded inodes, sharded by inode number (a thread holds at
+    /// most one shard).
+    table: Vec<OrdMutex<Table>>,
     opts: MountOptions,
     next_generation: AtomicU32,
     misc: OrdMutex<Misc>,
@@ -202,6 +204,9 @@ pub struct State<'a> {
     retry: Option<u32>,
 }
 
+/// Shards of the inode table.
+const TABLE_SHARDS: usize = 16;
+
 /// Bound on an operation's restarts (each adds an inode to lock in order).
 const MAX_RETRIES: usize = 1000;
 
@@ -218,7 +223,9 @@ impl Fs {
         Fs {
             gate: OrdRwLock::new(Level::Gate, vol),
             rename_lock: OrdMutex::new(Level::Rename, 0, ()),
-            table: OrdMutex::new(Level::Table, 0, HashMap::new()),
+            table: (0..TABLE_SHARDS)
+                .map(|i| OrdMutex::new(Level::Table, i as u64, HashMap::new()))
+                .collect(),
             opts,
             next_generation: AtomicU32::new(generation_seed),
             misc: OrdMutex::new(
@@ -295,7 +302,7 @@ impl Fs {
 
     /// The slot of inode `ino`, loaded into the table on first use.
     fn slot(&self, vol: &Volume, ino: u32) -> FsResult<Slot<InodeState>> {
-        if let Some(s) = self.table.lock().get(&ino) {
+        if let Some(s) = self.shard(ino).lock().get(&ino) {
             return Ok(s.clone());
         }
         let st = load_inode(vol, ino)?;
@@ -305,7 +312,7 @@ impl Fs {
                 format!("inode {ino} is not in use"),
             ));
         }
-        let mut table = self.table.lock();
+        let mut table = self.shard(ino).lock();
         Ok(table
             .entry(ino)
             .or_insert_with(|| Arc::new(parking_lot::Mutex::new(st)))
@@ -315,14 +322,17 @@ impl Fs {
     /// The table's slots, in inode order (for write-back, under the
     /// exclusive gate).
     fn slots(&self) -> Vec<(u32, Slot<InodeState>)> {
-        let mut v: Vec<(u32, Slot<InodeState>)> = self
-            .table
-            .lock()
-            .iter()
-            .map(|(&i, s)| (i, s.clone()))
-            .collect();
+        let mut v: Vec<(u32, Slot<InodeState>)> = Vec::new();
+        for shard in &self.table {
+            v.extend(shard.lock().iter().map(|(&i, s)| (i, s.clone())));
+        }
         v.sort_unstable_by_key(|&(i, _)| i);
         v
+    }
+
+    /// The table shard of inode `ino`.
+    fn shard(&self, ino: u32) -> &OrdMutex<Table> {
+        &self.table[ino as usize % TABLE_SHARDS]
     }
 
     /// A fresh generation number for a new inode.
@@ -408,9 +418,8 @@ impl Fs {
                 gone.push(*ino);
             }
         }
-        let mut table = self.table.lock();
         for ino in gone {
-            table.remove(&ino);
+            self.shard(ino).lock().remove(&ino);
         }
     }
 
@@ -534,7 +543,7 @@ impl State<'_> {
     /// Like [`State::get`], for an inode that only matters if it is
     /// loaded (None otherwise: nothing refers to it).
     pub fn get_loaded(&mut self, ino: u32) -> FsResult<Option<&mut InodeState>> {
-        if !self.inodes.contains_key(&ino) && !self.fs.table.lock().contains_key(&ino) {
+        if !self.inodes.contains_key(&ino) && !self.fs.shard(ino).lock().contains_key(&ino) {
             return Ok(None);
         }
         self.get(ino).map(Some)
@@ -546,7 +555,7 @@ impl State<'_> {
         let ino = st.ino;
         let slot = Arc::new(parking_lot::Mutex::new(st));
         let guard = InodeGuard::lock_fresh(&slot, ino);
-        if let Some(old) = self.fs.table.lock().insert(ino, slot) {
+        if let Some(old) = self.fs.shard(ino).lock().insert(ino, slot) {
             log::debug!("inode {ino}: replacing a stale table entry");
             drop(old);
         }
@@ -558,7 +567,7 @@ impl State<'_> {
     pub fn remove_inode(&mut self, ino: u32) -> Option<InodeGuard<InodeState>> {
         let mut g = self.inodes.remove(&ino)?;
         g.evicted = true;
-        self.fs.table.lock().remove(&ino);
+        self.fs.shard(ino).lock().remove(&ino);
         Some(g)
     }
 
