@@ -389,3 +389,45 @@ fn threads_creating_writing_renaming_and_deleting_in_shared_directories() {
     drop(fs);
     assert_e2fsck_clean(&img);
 }
+
+/// Cross-directory renames walk up `..` under the rename mutex: a
+/// directory cannot be moved below itself (the kernel checks this for the
+/// FUSE mount; the core checks it for every caller), while a move to a
+/// sibling subtree goes through.
+#[test]
+fn a_directory_cannot_move_into_its_own_subtree() {
+    let dir = TempDir::new("locks-subtree");
+    let img = dir.path().join("img");
+    make_image(&img, 32 << 20, 1024);
+    let fs = Fs::mount(&img, MountOptions::default()).unwrap();
+    let c = Caller::ROOT;
+    let a = fs.create(ROOT, b"a", S_IFDIR | 0o755, 0, c).unwrap().ino;
+    let b = fs.create(a, b"b", S_IFDIR | 0o755, 0, c).unwrap().ino;
+    let deep = fs.create(b, b"c", S_IFDIR | 0o755, 0, c).unwrap().ino;
+    let other = fs
+        .create(ROOT, b"other", S_IFDIR | 0o755, 0, c)
+        .unwrap()
+        .ino;
+    let einval = |r: Result<(), fext::fs::FsError>| r.map_err(|e| e.errno);
+    assert_eq!(
+        einval(fs.rename(ROOT, b"a", deep, b"a", 0)),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(einval(fs.rename(ROOT, b"a", b, b"a", 0)), Err(libc::EINVAL));
+    assert_eq!(
+        einval(fs.rename(ROOT, b"a", b, b"c", 2 /* EXCHANGE */)),
+        Err(libc::EINVAL),
+        "exchanging a with its grandchild"
+    );
+    assert_eq!(
+        einval(fs.rename(a, b"b", deep, b"x", 0)),
+        Err(libc::EINVAL),
+        "b into its own child"
+    );
+    fs.rename(a, b"b", other, b"b", 0).unwrap();
+    assert_eq!(fs.lookup(b, b"..").unwrap().ino, other);
+    fs.rename(ROOT, b"a", deep, b"a", 0).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    assert_e2fsck_clean(&img);
+}

@@ -13,8 +13,8 @@
 //!   the image and superblock change only then. The flush that follows
 //!   (msync + fdatasync) needs it only shared.
 //! - The rename mutex: cross-directory renames take it (after the gate),
-//!   so directories' `..` pointers stay put while a rename checks that the
-//!   target is not inside the source.
+//!   so directories' `..` pointers stay put while a rename checks that a
+//!   directory does not move into its own subtree.
 //! - Inode locks (one mutex per loaded inode): an operation locks the
 //!   inodes it works on in ascending inode number. An inode found out of
 //!   order (the child of a locked parent) is taken with `try_lock`; when
