@@ -22,7 +22,7 @@ use std::time::Duration;
 use fuser::{Config, MountOption, Session};
 
 use crate::fs::Fs;
-use crate::fuse::FuseFs;
+use crate::fuse::{AdapterOptions, FuseFs};
 use options::DaemonOptions;
 
 /// What to mount where.
@@ -146,7 +146,14 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
     }
     config.n_threads = Some(o.threads);
     config.clone_fd = o.threads > 1;
-    let adapter = FuseFs::new(fs.clone(), o.ttl, o.writeback_cache);
+    let adapter = FuseFs::new(
+        fs.clone(),
+        &AdapterOptions {
+            ttl: o.ttl,
+            writeback_cache: o.writeback_cache,
+            stats: o.stats,
+        },
+    );
     let mut session = Session::new(adapter, &inv.mountpoint, &config)
         .map_err(|e| format!("cannot mount on {}: {e}", inv.mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
