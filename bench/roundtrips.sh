@@ -7,6 +7,14 @@
 #   bench/roundtrips.sh [--fs fext,kernel,floor] [--runs N] [--fext-opts O]
 #                       [--n N] [--tar FILE] WORKLOAD...
 #
+# File systems: fext (with -o stats), fextwb (the same with
+# writeback_cache), kernel (loop mount), floor and floorwb (the no-op FUSE
+# file system, examples/fext-floor, without and with the writeback cache;
+# floornp: without default_permissions, i.e. no GETATTR of a directory
+# after each change of it),
+# base (FEXT_BASE=another fext binary, e.g. the commit before a change;
+# options --fext-opts only).
+#
 # Workloads: create (N empty files, open O_CREAT|O_EXCL + close), touch (the
 # same names with touch(1), 1,000 per call), stat (warm, after create),
 # ls (ls -f of the N files, cold: remounted), find (find | wc -l, cold),
@@ -25,6 +33,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/../target}
 FEXT=${FEXT:-$TARGET_DIR/release/fext}
 FLOOR=${FLOOR:-$TARGET_DIR/release/examples/fext-floor}
+# --fs base: FEXT_BASE=/path/to/an/older/fext, without `-o stats`
+FEXT_BASE=${FEXT_BASE:-}
+STATS_OPT=${STATS_OPT-stats}
 FSLIST=fext,kernel,floor
 RUNS=3
 FEXT_OPTS=""
@@ -60,10 +71,22 @@ STATS=$WORK/stats.txt
 mount_it() { # fs
     case "$1" in
         kernel) mount -o loop "$IMG.kernel" "$MNT" ;;
-        fext)
-            "$FEXT" "$IMG.fext" "$MNT" -f -o "stats${FEXT_OPTS:+,$FEXT_OPTS}" 2>"$STATS" &
+        fext|fextwb)
+            local o=$STATS_OPT${FEXT_OPTS:+,$FEXT_OPTS}
+            [ "$1" = fextwb ] && o="$o,writeback_cache"
+            o=${o#,}
+            "$FEXT" "$IMG.$1" "$MNT" -f ${o:+-o "$o"} 2>"$STATS" &
             PID=$! ;;
-        floor) "$FLOOR" "$MNT" 2>/dev/null & PID=$! ;;
+        base)
+            "$FEXT_BASE" "$IMG.base" "$MNT" -f ${FEXT_OPTS:+-o "$FEXT_OPTS"} 2>/dev/null &
+            PID=$! ;;
+        floor|floorwb|floornp)
+            local fo=""
+            case ",$FEXT_OPTS," in *,writeback_cache,*) fo=writeback_cache ;; esac
+            [ "$1" = floorwb ] && fo=writeback_cache
+            [ "$1" = floornp ] && fo=no_default_permissions
+            "$FLOOR" "$MNT" ${fo:+-o $fo} 2>/dev/null &
+            PID=$! ;;
     esac
     local i
     for i in $(seq 1 200); do
@@ -125,11 +148,11 @@ declare -A TIMES
 for w in "${WORKLOADS[@]}"; do
     for r in $(seq 1 "$RUNS"); do
         for fs in ${FSLIST//,/ }; do
-            [ "$fs" = floor ] || cp --sparse=always "$WORK/base.img" "$IMG.$fs"
+            case "$fs" in floor*) ;; *) cp --sparse=always "$WORK/base.img" "$IMG.$fs" ;; esac
             needs_setup=0
             case "$w" in stat|ls|find|statcold|unlink|rmrf) needs_setup=1 ;; esac
             [ "$w" = stat ] && needs_setup=0
-            if [ "$fs" = floor ] && [ $needs_setup = 1 ]; then
+            if [ "${fs#floor}" != "$fs" ] && [ $needs_setup = 1 ]; then
                 # in memory only: set up in the same mount, then drop the
                 # kernel's caches
                 [ "$w" = rmrf ] && continue
@@ -143,13 +166,13 @@ for w in "${WORKLOADS[@]}"; do
             unmount_it
             TIMES[$w.$fs]="${TIMES[$w.$fs]:-} $t"
             printf '%-9s %-6s run %d: %s s\n' "$w" "$fs" "$r" "$t"
-            if [ "$fs" = fext ]; then cp "$STATS" "$WORK/stats-$w.txt"; fi
-            [ "$fs" = floor ] || rm -f "$IMG.$fs"
+            case "$fs" in fext|fextwb) cp "$STATS" "$WORK/stats-$w-$fs.txt" ;; esac
+            rm -f "$IMG.$fs"
         done
     done
 done
 echo
-echo "medians (s); N=$N; fext -o stats${FEXT_OPTS:+,$FEXT_OPTS}"
+echo "medians (s); N=$N; fext $FEXT -o $STATS_OPT${FEXT_OPTS:+,$FEXT_OPTS}"
 for w in "${WORKLOADS[@]}"; do
     line=$(printf '%-9s' "$w")
     for fs in ${FSLIST//,/ }; do
@@ -159,6 +182,8 @@ for w in "${WORKLOADS[@]}"; do
     echo "$line"
 done
 for w in "${WORKLOADS[@]}"; do
-    [ -f "$WORK/stats-$w.txt" ] || continue
-    echo; echo "== fext $w"; grep -v "^$" "$WORK/stats-$w.txt"
+    for fs in fext fextwb; do
+        [ -f "$WORK/stats-$w-$fs.txt" ] || continue
+        echo; echo "== $fs $w"; grep -v -e "^$" -e WARN "$WORK/stats-$w-$fs.txt"
+    done
 done

@@ -1,4 +1,4 @@
-//! `fext-floor MOUNTPOINT [-o writeback_cache,threads=N,stats]`: a file
+//! `fext-floor MOUNTPOINT [-o writeback_cache,threads=N,stats,no_default_permissions]`: a file
 //! system that stores nothing — names, modes, sizes and times live in a
 //! hash map, file data is dropped on write and read back as zeros — served
 //! through fuser exactly as fext serves an image (same FUSE_INIT flags from
@@ -629,6 +629,7 @@ fn main() {
     let mut writeback_cache = false;
     let mut print_stats = false;
     let mut threads = 2usize;
+    let mut default_permissions = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "-o" {
@@ -637,6 +638,9 @@ fn main() {
                     Some(("threads", n)) => threads = n.parse().unwrap_or(2),
                     None if o == "writeback_cache" => writeback_cache = true,
                     None if o == "stats" => print_stats = true,
+                    // what dropping the kernel's permission checks would
+                    // save (the floor checks nothing itself)
+                    None if o == "no_default_permissions" => default_permissions = false,
                     _ if o.is_empty() => {}
                     _ => {
                         eprintln!("fext-floor: unknown option {o}");
@@ -649,7 +653,9 @@ fn main() {
         }
     }
     let Some(mountpoint) = mountpoint else {
-        eprintln!("usage: fext-floor MOUNTPOINT [-o writeback_cache,threads=N,stats]");
+        eprintln!(
+            "usage: fext-floor MOUNTPOINT [-o writeback_cache,threads=N,stats,no_default_permissions]"
+        );
         std::process::exit(2);
     };
     let mut nodes = HashMap::new();
@@ -692,9 +698,11 @@ fn main() {
     config.mount_options = vec![
         MountOption::FSName("fext-floor".into()),
         MountOption::Subtype("fext-floor".into()),
-        MountOption::DefaultPermissions,
         MountOption::RW,
     ];
+    if default_permissions {
+        config.mount_options.push(MountOption::DefaultPermissions);
+    }
     config.n_threads = Some(threads);
     config.clone_fd = threads > 1;
     let session = match Session::new(floor, Path::new(&mountpoint), &config) {

@@ -39,6 +39,13 @@ const FUSE_ROOT: u64 = 1;
 const EXT4_ROOT: u32 = 2;
 /// Largest write the kernel may send.
 pub const MAX_WRITE: u32 = 1 << 20;
+/// Entries asked of the core at a time while filling a readdir reply. A
+/// reply holds what fits the kernel's buffer (4 KiB to 128 KiB: about
+/// 130 to 4,000 plain entries, 25 to 800 with attributes), so asking for
+/// all of a large directory at once built thousands of entries per call
+/// only to drop most of them.
+const READDIR_CHUNK: usize = 256;
+const READDIRPLUS_CHUNK: usize = 64;
 
 fn to_ext(ino: INodeNo) -> u32 {
     if ino.0 == FUSE_ROOT {
@@ -665,22 +672,33 @@ impl Filesystem for FuseFs {
         mut reply: ReplyDirectory,
     ) {
         let _counted = self.stats.count(Op::Readdir);
-        match self.fs.readdir(to_ext(ino), offset, 4096) {
-            Ok(entries) => {
-                for e in entries {
-                    if reply.add(
-                        to_fuse(e.ino),
-                        e.offset,
-                        dirent_kind(e.file_type),
-                        OsStr::from_bytes(&e.name),
-                    ) {
-                        break;
-                    }
+        let dir = to_ext(ino);
+        let mut next = offset;
+        let mut sent = 0usize;
+        loop {
+            let entries = match self.fs.readdir(dir, next, READDIR_CHUNK) {
+                Ok(entries) => entries,
+                Err(e) if sent == 0 => return reply.error(errno(&e)),
+                Err(_) => break,
+            };
+            let got = entries.len();
+            for e in entries {
+                if reply.add(
+                    to_fuse(e.ino),
+                    e.offset,
+                    dirent_kind(e.file_type),
+                    OsStr::from_bytes(&e.name),
+                ) {
+                    return reply.ok();
                 }
-                reply.ok();
+                next = e.offset;
+                sent += 1;
             }
-            Err(e) => reply.error(errno(&e)),
+            if got < READDIR_CHUNK {
+                break;
+            }
         }
+        reply.ok();
     }
 
     fn readdirplus(
@@ -693,36 +711,46 @@ impl Filesystem for FuseFs {
     ) {
         let _counted = self.stats.count(Op::Readdirplus);
         let dir = to_ext(ino);
-        match self.fs.readdir(dir, offset, 4096) {
-            Ok(entries) => {
-                for e in entries {
-                    let dots = e.name == b"." || e.name == b"..";
-                    let attr = if dots {
-                        self.fs.getattr(e.ino)
-                    } else {
-                        self.fs.lookup(dir, &e.name)
-                    };
-                    let Ok(a) = attr else { continue };
-                    let full = reply.add(
-                        to_fuse(e.ino),
-                        e.offset,
-                        OsStr::from_bytes(&e.name),
-                        &self.ttl,
-                        &file_attr(&a),
-                        Generation(u64::from(a.generation)),
-                    );
-                    if full {
-                        if !dots {
-                            // Not sent: the kernel will not count it.
-                            self.fs.forget(e.ino, 1);
-                        }
-                        break;
+        let mut next = offset;
+        let mut sent = 0usize;
+        loop {
+            let entries = match self.fs.readdir(dir, next, READDIRPLUS_CHUNK) {
+                Ok(entries) => entries,
+                Err(e) if sent == 0 => return reply.error(errno(&e)),
+                Err(_) => break,
+            };
+            let got = entries.len();
+            for e in entries {
+                next = e.offset;
+                let dots = e.name == b"." || e.name == b"..";
+                let attr = if dots {
+                    self.fs.getattr(e.ino)
+                } else {
+                    self.fs.lookup(dir, &e.name)
+                };
+                let Ok(a) = attr else { continue };
+                let full = reply.add(
+                    to_fuse(e.ino),
+                    e.offset,
+                    OsStr::from_bytes(&e.name),
+                    &self.ttl,
+                    &file_attr(&a),
+                    Generation(u64::from(a.generation)),
+                );
+                if full {
+                    if !dots {
+                        // Not sent: the kernel will not count it.
+                        self.fs.forget(e.ino, 1);
                     }
+                    return reply.ok();
                 }
-                reply.ok();
+                sent += 1;
             }
-            Err(e) => reply.error(errno(&e)),
+            if got < READDIRPLUS_CHUNK {
+                break;
+            }
         }
+        reply.ok();
     }
 
     fn fsyncdir(
