@@ -1860,6 +1860,16 @@ fn w_permissions(s: &mut Side) {
         0o755,
         "chown to the same owner clears setuid"
     );
+    // fallocate by another user modifies the file like a write.
+    fs::write(s.p("tmp/suid-falloc"), b"f").unwrap();
+    fs::set_permissions(s.p("tmp/suid-falloc"), fs::Permissions::from_mode(0o6777)).unwrap();
+    let out = as_user(1000, &["fallocate", "-l", "65536", &p("tmp/suid-falloc")]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        mode_of(&s.p("tmp/suid-falloc")),
+        0o777,
+        "fallocate by another user clears setuid and setgid"
+    );
     // chmod/chown by a non-owner are refused.
     let out = as_user(1000, &["chmod", "777", &p("public")]);
     assert!(!out.success(), "chmod by non-owner: {out}");

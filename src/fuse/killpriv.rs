@@ -17,6 +17,8 @@
 //! - chown of a non-directory: set-user-ID always goes (even to the same
 //!   owner), set-group-ID by the group rule unless the caller has
 //!   CAP_FSETID.
+//! - fallocate and copy_file_range (into the file): like a write, but the
+//!   requests carry no flag, so the adapter reads the capabilities.
 //!
 //! The process's capabilities and supplementary groups come from
 //! /proc/PID/status, read only when the file has a bit to clear.

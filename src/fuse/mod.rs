@@ -225,12 +225,23 @@ impl FuseFs {
     }
 
     /// Clears set-user-ID and set-group-ID of `ino` as the VFS does before
-    /// a write by a process without CAP_FSETID (see [`killpriv`]).
-    fn kill_suid_sgid(&self, req: &Request, ino: u32) -> Result<(), FsError> {
+    /// a process without CAP_FSETID modifies its data (see [`killpriv`]):
+    /// `unprivileged` when the kernel said so (a write's
+    /// FUSE_WRITE_KILL_SUIDGID), otherwise the process's capabilities are
+    /// read (fallocate and copy_file_range carry no such flag).
+    fn kill_suid_sgid(&self, req: &Request, ino: u32, unprivileged: bool) -> Result<(), FsError> {
         let a = self.fs.getattr(ino)?;
-        let killed = killpriv::mode_after_kill(u32::from(a.mode), || {
-            killpriv::ProcessCreds::of(req.pid()).in_group(req.gid(), a.gid)
-        });
+        const SUID_SGID: u16 = 0o6000;
+        let regular = a.mode & crate::format::inode::S_IFMT == crate::format::inode::S_IFREG;
+        if a.mode & SUID_SGID == 0 || !regular {
+            return Ok(());
+        }
+        let creds = killpriv::ProcessCreds::of(req.pid());
+        if !unprivileged && creds.cap_fsetid() {
+            return Ok(());
+        }
+        let killed =
+            killpriv::mode_after_kill(u32::from(a.mode), || creds.in_group(req.gid(), a.gid));
         if let Some(mode) = killed {
             let ch = SetAttr {
                 mode: Some(mode),
@@ -599,7 +610,7 @@ impl Filesystem for FuseFs {
     ) {
         let _counted = self.stats.count(Op::Write);
         if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
-            if let Err(e) = self.kill_suid_sgid(req, to_ext(ino)) {
+            if let Err(e) = self.kill_suid_sgid(req, to_ext(ino), true) {
                 reply.error(errno(&e));
                 return;
             }
@@ -860,7 +871,7 @@ impl Filesystem for FuseFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -869,6 +880,9 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _counted = self.stats.count(Op::Fallocate);
+        if let Err(e) = self.kill_suid_sgid(req, to_ext(ino), false) {
+            return reply.error(errno(&e));
+        }
         empty(
             self.fs.fallocate(to_ext(ino), offset, length, mode as u32),
             reply,
@@ -905,7 +919,7 @@ impl Filesystem for FuseFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -917,6 +931,9 @@ impl Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         let _counted = self.stats.count(Op::CopyFileRange);
+        if let Err(e) = self.kill_suid_sgid(req, to_ext(ino_out), false) {
+            return reply.error(errno(&e));
+        }
         let len = len.min(u64::from(u32::MAX));
         match self
             .fs
