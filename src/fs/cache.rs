@@ -103,6 +103,21 @@ impl BlockCache {
         }
     }
 
+    /// The dirty copy of a block, if it has one.
+    pub fn dirty_data(&self, blk: u64) -> Option<&[u8]> {
+        self.dirty.get(&blk).map(|d| &*d.data)
+    }
+
+    /// The dirty copy of a block known to be in the cache (after
+    /// [`BlockCache::write`] or [`BlockCache::write_new`] succeeded).
+    pub fn block_mut(&mut self, blk: u64) -> &mut [u8] {
+        &mut self
+            .dirty
+            .get_mut(&blk)
+            .expect("the block was just put in the cache")
+            .data
+    }
+
     /// Whether a block has an unwritten change.
     pub fn is_dirty(&self, blk: u64) -> bool {
         self.dirty.contains_key(&blk)

@@ -182,7 +182,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
     let csum = seed.is_some();
     let mut index_blocks = std::collections::HashSet::new();
     let mut dir = DirState::new(0);
-    let block_of = |l: u64| -> FsResult<Option<&[u8]>> {
+    let block_of = |l: u64| -> FsResult<Option<std::borrow::Cow<'_, [u8]>>> {
         let l32 =
             u32::try_from(l).map_err(|_| FsError::corrupt(format!("directory {ino} too large")))?;
         match map.lookup(l32) {
@@ -194,6 +194,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
         let geom = dx_geometry(vol);
         let root_blk = block_of(0)?
             .ok_or_else(|| FsError::corrupt(format!("directory {ino}: htree root missing")))?;
+        let root_blk = &*root_blk;
         let root = DxRoot::parse(root_blk, &geom)
             .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
         if let Some(s) = seed {
@@ -216,6 +217,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
                     let blk = block_of(l)?.ok_or_else(|| {
                         FsError::corrupt(format!("directory {ino}: htree node {b} missing"))
                     })?;
+                    let blk = &*blk;
                     let node = DxNode::parse(blk, &geom)
                         .map_err(|e| FsError::corrupt(format!("directory {ino}: {e}")))?;
                     if let Some(s) = seed {
@@ -233,6 +235,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
             continue;
         }
         let Some(blk) = block_of(l)? else { continue };
+        let blk = &*blk;
         let tail = csum && has_csum_tail(blk);
         if let (Some(s), true) = (seed, tail) {
             verify_dir_block_csum(blk, s)
@@ -261,7 +264,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
 
 /// Lays the directory out again and writes its blocks, resizing its block
 /// mapping to match.
-pub fn write_back_dir(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
+pub fn write_back_dir(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     let Some(dir) = st.dir.as_ref() else {
         return Ok(());
     };

@@ -22,7 +22,7 @@ use crate::format::xattr::{index, parse_ibody};
 /// Name of the attribute that continues inline data.
 const SYSTEM_DATA: &[u8] = b"data";
 
-impl State {
+impl State<'_> {
     /// Whether `ino` keeps its content inline.
     pub fn is_inline(&mut self, ino: u32) -> FsResult<bool> {
         Ok(self.get(ino)?.inode.has_flag(flags::INLINE_DATA))

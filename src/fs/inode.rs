@@ -48,6 +48,9 @@ pub struct InodeState {
     /// Blocks this inode's write-back may need (counted in the volume's
     /// `meta_reserve`).
     pub meta_estimate: u64,
+    /// Freed or evicted while another thread waited for its lock: that
+    /// thread must look the inode up in the table again.
+    pub evicted: bool,
 }
 
 impl InodeState {
@@ -70,7 +73,9 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
     let (blk, off) = vol.inode_location(ino)?;
     let isize = vol.geo.inode_size as usize;
     let block = vol.read_block(blk)?;
-    let raw = &block[off..off + isize];
+    let raw = block
+        .get(off..off + isize)
+        .ok_or_else(|| FsError::corrupt(format!("inode {ino}: slot beyond its block")))?;
     if let Some(seed) = vol
         .sb
         .features()
@@ -102,6 +107,7 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
         writers: 0,
         orphan: false,
         meta_estimate: 0,
+        evicted: false,
     })
 }
 
@@ -110,7 +116,7 @@ pub fn load_map(vol: &Volume, st: &InodeState) -> FsResult<FileMap> {
     let bs = vol.block_size();
     let count = vol.geo.blocks_count;
     let read = |b: PhysBlock, buf: &mut [u8]| -> FsResult<()> {
-        buf.copy_from_slice(vol.read_block(b.0)?);
+        buf.copy_from_slice(&vol.read_block(b.0)?);
         Ok(())
     };
     if st.inode.has_flag(flags::EXTENTS) {
@@ -170,7 +176,7 @@ fn annotate(e: FsError, ino: u32) -> FsError {
 /// Rebuilds the on-disk mapping from the in-memory one: frees the old tree
 /// or indirect blocks, builds a new minimal structure near the data, and
 /// sets `i_block`, the EXTENTS flag and `i_blocks`.
-pub fn write_back_map(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
+pub fn write_back_map(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     let Some(map) = st.map.as_mut() else {
         return Ok(());
     };
@@ -264,11 +270,11 @@ pub fn update_i_blocks(vol: &Volume, st: &mut InodeState) {
 }
 
 /// Writes the inode structure (not its mapping) into its table block.
-pub fn store_inode(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
+pub fn store_inode(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     let (blk, off) = vol.inode_location(st.ino)?;
     let isize = vol.geo.inode_size as usize;
     let seed = vol.csum_seed;
-    let block = vol.write_block(blk, BlockKind::Meta)?;
+    let mut block = vol.write_block(blk, BlockKind::Meta)?;
     let raw = &mut block[off..off + isize];
     st.inode.encode(raw, isize);
     let tail_start = if isize > 128 {

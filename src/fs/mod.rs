@@ -2,14 +2,40 @@
 //! independent of FUSE (the adapter in [`crate::fuse`] only translates), so
 //! it can be tested directly.
 //!
-//! Locking: one mutex guards the whole state for now (lock order: the
-//! state lock is the only lock; the write-back thread takes it like any
-//! operation). Operations hold it for their whole duration, which makes
-//! every operation atomic with respect to the others. Finer locks (per
-//! inode, per group) are the performance issue's business; the state is
-//! already split so they can be introduced without changing the
-//! operations' code: inodes are independent `InodeState`s, allocation is
-//! confined to `Volume`.
+//! Locking. Independent operations run in parallel; each runs on a
+//! [`State`], its view of the volume plus the inodes it has locked.
+//!
+//! - The operation gate (`Fs::gate`, a fair RwLock around the [`Volume`]):
+//!   every operation holds it shared for its whole duration; write-back of
+//!   the whole file system (fsync, syncfs, unmount, background write-back,
+//!   the throttle at the hard dirty limit) holds it exclusively, so the
+//!   image it writes is always a state between complete operations, and
+//!   the image and superblock change only then. The flush that follows
+//!   (msync + fdatasync) needs it only shared.
+//! - The rename mutex: cross-directory renames take it (after the gate),
+//!   so directories' `..` pointers stay put while a rename checks that a
+//!   directory does not move into its own subtree.
+//! - Inode locks (one mutex per loaded inode): an operation locks the
+//!   inodes it works on in ascending inode number. An inode found out of
+//!   order (the child of a locked parent) is taken with `try_lock`; when
+//!   that fails the operation, which has changed nothing yet, drops all its
+//!   locks and starts again with the whole set locked in order (names are
+//!   then looked up again). A newly allocated inode is reachable by nobody
+//!   else and is locked regardless of order.
+//! - The inode table locks (16 shards by inode number, one at a time):
+//!   only to find, insert or remove entries; the cache read of an inode
+//!   being loaded happens outside them.
+//! - Block-group locks (descriptor and bitmaps), one at a time; the free
+//!   counts and the write-back reservation are atomics.
+//! - The dirty block cache lock, a leaf (also held by a `BlockMut` guard:
+//!   take nothing else while one lives); then small bookkeeping locks.
+//!
+//! Order: gate → rename → inodes (ascending) → table → group → cache →
+//! misc. Debug builds check it on every acquisition (`lockorder.rs`).
+//! Inode eviction happens only under the exclusive gate, so a lookup can
+//! never race with it; an inode freed while another thread waits for its
+//! lock is marked `evicted`, and the waiter gets ENOENT (it reached the
+//! inode through a name that is gone).
 //!
 //! Durability: changes live in memory (inode states, dirty block cache)
 //! until write-back: [`Fs::sync`] (fsync, syncfs, unmount) writes every
@@ -26,6 +52,7 @@ pub mod error;
 pub mod filemap;
 mod inline;
 pub mod inode;
+pub mod lockorder;
 mod mount;
 pub mod ops_attr;
 mod ops_file;
@@ -34,8 +61,9 @@ mod ops_xattr;
 pub mod volume;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use error::{FsError, FsResult};
 pub use mount::{AtimeMode, MountOptions};
@@ -43,6 +71,7 @@ pub use mount::{AtimeMode, MountOptions};
 use self::dirstate::{load_dir, write_back_dir};
 use self::filemap::{FileMap, MapKind};
 use self::inode::{load_inode, load_map, store_inode, write_back_map, InodeState};
+use self::lockorder::{InodeGuard, Level, OrdMutex, OrdRwLock, Slot};
 use self::volume::Volume;
 use crate::format::dir::FileType;
 use crate::format::features::Incompat;
@@ -109,23 +138,86 @@ pub struct StatFs {
     pub namelen: u32,
 }
 
-/// Everything the mutex guards.
-pub struct State {
-    pub vol: Volume,
-    pub inodes: HashMap<u32, InodeState>,
-    pub opts: MountOptions,
-    next_generation: u32,
+/// Bookkeeping of write-back.
+struct Misc {
     /// A write-back error not yet reported to an fsync.
     latched_error: Option<FsError>,
     /// When write-back last completed (changes older than the expire time
     /// are written back by the background thread).
-    last_sync: std::time::Instant,
+    last_sync: Instant,
 }
+
+/// The loaded inodes.
+type Table = HashMap<u32, Slot<InodeState>>;
 
 /// A mounted file system.
 pub struct Fs {
-    state: Mutex<State>,
+    /// The operation gate around the volume (see the module notes).
+    gate: OrdRwLock<Volume>,
+    rename_lock: OrdMutex<()>,
+    /// The loaded inodes, sharded by inode number (a thread holds at
+    /// most one shard).
+    table: Vec<OrdMutex<Table>>,
+    opts: MountOptions,
+    next_generation: AtomicU32,
+    misc: OrdMutex<Misc>,
 }
+
+/// The inodes an operation holds locked.
+#[derive(Default)]
+pub struct HeldInodes {
+    held: Vec<(u32, InodeGuard<InodeState>)>,
+}
+
+impl HeldInodes {
+    pub fn get(&self, ino: &u32) -> Option<&InodeState> {
+        self.held.iter().find(|(i, _)| i == ino).map(|(_, g)| &**g)
+    }
+    pub fn get_mut(&mut self, ino: &u32) -> Option<&mut InodeState> {
+        self.held
+            .iter_mut()
+            .find(|(i, _)| i == ino)
+            .map(|(_, g)| &mut **g)
+    }
+    pub fn contains_key(&self, ino: &u32) -> bool {
+        self.held.iter().any(|(i, _)| i == ino)
+    }
+    fn push(&mut self, ino: u32, g: InodeGuard<InodeState>) {
+        self.held.push((ino, g));
+    }
+    fn remove(&mut self, ino: &u32) -> Option<InodeGuard<InodeState>> {
+        let pos = self.held.iter().position(|(i, _)| i == ino)?;
+        Some(self.held.swap_remove(pos).1)
+    }
+    fn max_ino(&self) -> Option<u32> {
+        self.held.iter().map(|(i, _)| *i).max()
+    }
+}
+
+impl std::ops::Index<&u32> for HeldInodes {
+    type Output = InodeState;
+    fn index(&self, ino: &u32) -> &InodeState {
+        self.get(ino).expect("inode not locked by this operation")
+    }
+}
+
+/// One operation's view: the volume (under the shared gate), the mount
+/// options, and the inodes it has locked.
+pub struct State<'a> {
+    pub vol: &'a Volume,
+    pub opts: &'a MountOptions,
+    pub inodes: HeldInodes,
+    fs: &'a Fs,
+    /// An inode this operation needed out of order and could not take
+    /// without waiting: the operation is run again with it locked in order.
+    retry: Option<u32>,
+}
+
+/// Shards of the inode table.
+const TABLE_SHARDS: usize = 16;
+
+/// Bound on an operation's restarts (each adds an inode to lock in order).
+const MAX_RETRIES: usize = 1000;
 
 /// The current time as an inode timestamp.
 pub fn now() -> Timestamp {
@@ -136,41 +228,369 @@ pub fn now() -> Timestamp {
 }
 
 impl Fs {
-    pub(crate) fn from_state(state: State) -> Fs {
+    pub(crate) fn new(vol: Volume, opts: MountOptions, generation_seed: u32) -> Fs {
         Fs {
-            state: Mutex::new(state),
+            gate: OrdRwLock::new(Level::Gate, vol),
+            rename_lock: OrdMutex::new(Level::Rename, 0, ()),
+            table: (0..TABLE_SHARDS)
+                .map(|i| OrdMutex::new(Level::Table, i as u64, HashMap::new()))
+                .collect(),
+            opts,
+            next_generation: AtomicU32::new(generation_seed),
+            misc: OrdMutex::new(
+                Level::Misc,
+                0,
+                Misc {
+                    latched_error: None,
+                    last_sync: Instant::now(),
+                },
+            ),
         }
-    }
-
-    /// Locks the state (poisoning is ignored: the state is consistent at
-    /// every point an operation can panic from, or the process is gone).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn block_size(&self) -> u32 {
-        self.lock().vol.geo.block_size
+        self.gate.read().geo.block_size
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.lock().vol.read_only
+        self.gate.read().read_only
+    }
+
+    /// Runs one operation under the shared gate with `prelock` (and any
+    /// inode it later needs out of order) locked in ascending order.
+    pub(crate) fn op<R>(
+        &self,
+        prelock: &[u32],
+        f: impl FnMut(&mut State<'_>) -> FsResult<R>,
+    ) -> FsResult<R> {
+        let vol = self.gate.read();
+        self.op_on(&vol, false, prelock, f)
+    }
+
+    /// [`Fs::op`] on a volume the caller already holds the gate of;
+    /// `rename`: take the rename mutex first.
+    fn op_on<R>(
+        &self,
+        vol: &Volume,
+        rename: bool,
+        prelock: &[u32],
+        mut f: impl FnMut(&mut State<'_>) -> FsResult<R>,
+    ) -> FsResult<R> {
+        let _rename = rename.then(|| self.rename_lock.lock());
+        let mut need: Vec<u32> = prelock.to_vec();
+        for _ in 0..MAX_RETRIES {
+            need.sort_unstable();
+            need.dedup();
+            let mut st = State {
+                vol,
+                opts: &self.opts,
+                inodes: HeldInodes::default(),
+                fs: self,
+                retry: None,
+            };
+            for &ino in &need {
+                // Errors are the operation's to meet (in its own order).
+                let _ = st.get(ino);
+            }
+            st.retry = None;
+            let r = f(&mut st);
+            match (st.retry.take(), r) {
+                (Some(ino), Err(_)) => need.push(ino),
+                (Some(ino), Ok(v)) => {
+                    // The operation went on past a restart request: it is
+                    // done, and must not run twice.
+                    debug_assert!(false, "restart for inode {ino} ignored by an operation");
+                    return Ok(v);
+                }
+                (None, r) => return r,
+            }
+        }
+        log::error!("an operation kept meeting locked inodes; giving up");
+        Err(FsError::new(libc::EDEADLK, "lock retries exhausted"))
+    }
+
+    /// The slot of inode `ino`, loaded into the table on first use.
+    fn slot(&self, vol: &Volume, ino: u32) -> FsResult<Slot<InodeState>> {
+        if let Some(s) = self.shard(ino).lock().get(&ino) {
+            return Ok(s.clone());
+        }
+        let st = load_inode(vol, ino)?;
+        if st.inode.links_count == 0 && st.inode.mode == 0 {
+            return Err(FsError::new(
+                libc::ENOENT,
+                format!("inode {ino} is not in use"),
+            ));
+        }
+        let mut table = self.shard(ino).lock();
+        Ok(table
+            .entry(ino)
+            .or_insert_with(|| Arc::new(parking_lot::Mutex::new(st)))
+            .clone())
+    }
+
+    /// The table's slots, in inode order (for write-back, under the
+    /// exclusive gate).
+    fn slots(&self) -> Vec<(u32, Slot<InodeState>)> {
+        let mut v: Vec<(u32, Slot<InodeState>)> = Vec::new();
+        for shard in &self.table {
+            v.extend(shard.lock().iter().map(|(&i, s)| (i, s.clone())));
+        }
+        v.sort_unstable_by_key(|&(i, _)| i);
+        v
+    }
+
+    /// The table shard of inode `ino`.
+    fn shard(&self, ino: u32) -> &OrdMutex<Table> {
+        &self.table[ino as usize % TABLE_SHARDS]
+    }
+
+    /// A fresh generation number for a new inode.
+    fn next_generation(&self) -> u32 {
+        let step = |g: u32| g.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let prev = self
+            .next_generation
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| Some(step(g)))
+            .unwrap_or(0);
+        step(prev)
+    }
+
+    /// Writes everything back and flushes the image: the write-back
+    /// under the exclusive gate, the flush (msync + fdatasync, the slow
+    /// part) with the gate downgraded to shared, so operations go on
+    /// meanwhile. A failure is latched for the next fsync as well as
+    /// returned.
+    pub(crate) fn sync_all(&self) -> FsResult<()> {
+        let mut vol = self.gate.write();
+        let r = self.write_back_all(&mut vol);
+        let vol = lockorder::OrdWriteGuard::downgrade(vol);
+        r.and_then(|()| self.flush_image(&vol))
+    }
+
+    /// [`Fs::sync_all`] with the gate already held exclusively.
+    fn sync_locked(&self, vol: &mut Volume) -> FsResult<()> {
+        self.write_back_all(vol)?;
+        self.flush_image(vol)
+    }
+
+    /// Copies every change into the image (gate held exclusively), then
+    /// evicts the clean inodes nobody references. Not flushed: background
+    /// write-back and the throttle stop here (they only bound the daemon's
+    /// dirty memory; the host's page cache has the data, which survives
+    /// the daemon), fsync, syncfs and unmount add [`Fs::flush_image`].
+    fn write_back_all(&self, vol: &mut Volume) -> FsResult<()> {
+        if vol.read_only {
+            return Ok(());
+        }
+        let slots = self.slots();
+        let r = self
+            .write_back_metadata_of(vol, &slots)
+            .and_then(|()| vol.write_back());
+        self.note_write_back(&r);
+        self.evict(slots);
+        r
+    }
+
+    /// Writes every dirty inode's structures (directory blocks, extent
+    /// trees or indirect maps, xattr blocks, the inode itself) and the
+    /// orphan chain into the block cache, allocating the blocks they need
+    /// (gate held exclusively). Nothing reaches the image yet; the free
+    /// counts are then final.
+    fn write_back_metadata_of(
+        &self,
+        vol: &mut Volume,
+        slots: &[(u32, Slot<InodeState>)],
+    ) -> FsResult<()> {
+        for (_, slot) in slots {
+            let mut st = slot.lock();
+            if st.is_dirty() {
+                write_back_inode(vol, &mut st)?;
+            }
+        }
+        ops_names::write_back_orphans(vol, slots)
+    }
+
+    /// Flushes the image (under the shared gate at least).
+    fn flush_image(&self, vol: &Volume) -> FsResult<()> {
+        let r = vol.flush();
+        self.note_write_back(&r);
+        r
+    }
+
+    /// Latches a write-back failure; records when write-back completed.
+    fn note_write_back(&self, r: &FsResult<()>) {
+        let mut misc = self.misc.lock();
+        if let Err(e) = r {
+            log::error!("write-back failed: {e}");
+            misc.latched_error = Some(e.clone());
+        }
+        misc.last_sync = Instant::now();
+    }
+
+    /// Returns (and clears) a latched write-back error.
+    fn take_latched_error(&self) -> Option<FsError> {
+        self.misc.lock().latched_error.take()
+    }
+
+    /// Drops clean inodes nobody references (under the exclusive gate, so
+    /// no operation holds or is about to take any of them).
+    fn evict(&self, slots: Vec<(u32, Slot<InodeState>)>) {
+        let mut gone = Vec::new();
+        for (ino, slot) in &slots {
+            let mut s = slot.lock();
+            if !(s.nlookup > 0 || s.open_count > 0 || s.is_dirty() || s.orphan) {
+                s.evicted = true;
+                gone.push(*ino);
+            }
+        }
+        for ino in gone {
+            self.shard(ino).lock().remove(&ino);
+        }
+    }
+
+    /// Starts write-back when the cache passes the hard limit (throttling
+    /// the writer that pushed it there; writers arriving meanwhile find
+    /// the cache emptied and go on).
+    fn throttle(&self) -> FsResult<()> {
+        if self.gate.read().dirty_bytes() < self.opts.dirty_limit_bytes {
+            return Ok(());
+        }
+        let mut vol = self.gate.write();
+        if vol.dirty_bytes() >= self.opts.dirty_limit_bytes {
+            self.write_back_all(&mut vol)?;
+        }
+        Ok(())
+    }
+
+    /// `-o sync`: write back after each change.
+    fn sync_if_requested(&self) -> FsResult<()> {
+        if self.opts.sync_writes {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Whether background write-back is due.
+    fn writeback_due(&self, vol: &Volume) -> bool {
+        if vol.dirty_bytes() >= self.opts.dirty_background_bytes {
+            return true;
+        }
+        if self.misc.lock().last_sync.elapsed() < self.opts.dirty_expire {
+            return false;
+        }
+        if vol.dirty_bytes() > 0 {
+            return true;
+        }
+        // An inode locked by a running operation counts as dirty.
+        self.slots()
+            .iter()
+            .any(|(ino, s)| InodeGuard::try_lock(s, *ino).is_none_or(|g| g.is_dirty()))
     }
 }
 
-impl State {
-    /// The state of inode `ino`, loaded on first use.
+/// Inode `ino` held locked, as a running operation holds it (see
+/// [`Fs::hold_inode`]).
+pub struct InodeHold<'a> {
+    _inode: InodeGuard<InodeState>,
+    _gate: lockorder::OrdReadGuard<'a, Volume>,
+}
+
+impl Fs {
+    /// Locks inode `ino` (with the gate shared) until the returned hold is
+    /// dropped, exactly as an operation on it would: for tests that show
+    /// which operations wait for which inode. Operations that write back
+    /// the whole file system wait for the hold too.
+    #[doc(hidden)]
+    pub fn hold_inode(&self, ino: u32) -> FsResult<InodeHold<'_>> {
+        let gate = self.gate.read();
+        let slot = self.slot(&gate, ino)?;
+        Ok(InodeHold {
+            _inode: InodeGuard::lock(&slot, ino),
+            _gate: gate,
+        })
+    }
+}
+
+/// Writes one inode's changes into the block cache.
+pub fn write_back_inode(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
+    vol.adjust_reserve(st.meta_estimate, 0);
+    st.meta_estimate = 0;
+    write_back_dir(vol, st)?;
+    write_back_map(vol, st)?;
+    ops_xattr::write_back_xattrs(vol, st)?;
+    if st.dirty {
+        store_inode(vol, st)?;
+    }
+    Ok(())
+}
+
+impl State<'_> {
+    /// The state of inode `ino`, locked for this operation and loaded on
+    /// first use. An inode below one already held is only taken if free;
+    /// otherwise the operation is marked for a restart (see `Fs::op`) and
+    /// gets EDEADLK, which it must pass on before changing anything.
     pub fn get(&mut self, ino: u32) -> FsResult<&mut InodeState> {
         if !self.inodes.contains_key(&ino) {
-            let st = load_inode(&self.vol, ino)?;
-            if st.inode.links_count == 0 && st.inode.mode == 0 {
-                return Err(FsError::new(
-                    libc::ENOENT,
-                    format!("inode {ino} is not in use"),
-                ));
-            }
-            self.inodes.insert(ino, st);
+            self.acquire(ino)?;
         }
-        Ok(self.inodes.get_mut(&ino).expect("inserted above"))
+        Ok(self.inodes.get_mut(&ino).expect("locked above"))
+    }
+
+    fn acquire(&mut self, ino: u32) -> FsResult<()> {
+        let in_order = self.inodes.max_ino().is_none_or(|m| ino > m);
+        let slot = self.fs.slot(self.vol, ino)?;
+        let guard = if in_order {
+            InodeGuard::lock(&slot, ino)
+        } else {
+            match InodeGuard::try_lock(&slot, ino) {
+                Some(g) => g,
+                None => {
+                    self.retry = Some(ino);
+                    return Err(FsError::new(
+                        libc::EDEADLK,
+                        format!("inode {ino} busy: operation restarts"),
+                    ));
+                }
+            }
+        };
+        if guard.evicted {
+            // Freed while this thread waited (eviction of clean inodes
+            // happens under the exclusive gate, when nobody waits): whoever
+            // wanted it reached it through a name that is gone now.
+            return Err(FsError::new(libc::ENOENT, format!("inode {ino} was freed")));
+        }
+        self.inodes.push(ino, guard);
+        Ok(())
+    }
+
+    /// Like [`State::get`], for an inode that only matters if it is
+    /// loaded (None otherwise: nothing refers to it).
+    pub fn get_loaded(&mut self, ino: u32) -> FsResult<Option<&mut InodeState>> {
+        if !self.inodes.contains_key(&ino) && !self.fs.shard(ino).lock().contains_key(&ino) {
+            return Ok(None);
+        }
+        self.get(ino).map(Some)
+    }
+
+    /// Enters a newly allocated inode into the table, locked by this
+    /// operation (out of order: nobody else can reach it yet).
+    pub fn insert_new(&mut self, st: InodeState) {
+        let ino = st.ino;
+        let slot = Arc::new(parking_lot::Mutex::new(st));
+        let guard = InodeGuard::lock_fresh(&slot, ino);
+        if let Some(old) = self.fs.shard(ino).lock().insert(ino, slot) {
+            log::debug!("inode {ino}: replacing a stale table entry");
+            drop(old);
+        }
+        self.inodes.push(ino, guard);
+    }
+
+    /// Removes a locked inode from the table (it is being freed); threads
+    /// waiting for it will find it evicted.
+    pub fn remove_inode(&mut self, ino: u32) -> Option<InodeGuard<InodeState>> {
+        let mut g = self.inodes.remove(&ino)?;
+        g.evicted = true;
+        self.fs.shard(ino).lock().remove(&ino);
+        Some(g)
     }
 
     /// Makes sure the inode's block mapping is loaded (regular files,
@@ -186,7 +606,7 @@ impl State {
             return self.convert_inline(ino);
         }
         let st = self.inodes.get(&ino).expect("loaded");
-        let map = load_map(&self.vol, st)?;
+        let map = load_map(self.vol, st)?;
         self.inodes.get_mut(&ino).expect("loaded").map = Some(map);
         Ok(())
     }
@@ -207,18 +627,14 @@ impl State {
         }
         self.ensure_map(ino)?;
         let st = self.inodes.get(&ino).expect("loaded");
-        let dir = load_dir(&self.vol, st, st.map.as_ref().expect("loaded"))?;
+        let dir = load_dir(self.vol, st, st.map.as_ref().expect("loaded"))?;
         self.inodes.get_mut(&ino).expect("loaded").dir = Some(dir);
         Ok(())
     }
 
     /// A fresh generation number for a new inode.
     pub fn next_generation(&mut self) -> u32 {
-        self.next_generation = self
-            .next_generation
-            .wrapping_mul(1_103_515_245)
-            .wrapping_add(12345);
-        self.next_generation
+        self.fs.next_generation()
     }
 
     /// The on-disk mapping kind for new files.
@@ -241,123 +657,17 @@ impl State {
     /// volume's reservation; ENOSPC when the promise cannot be kept (the
     /// caller undoes its change).
     pub fn note_changed(&mut self, ino: u32) -> FsResult<()> {
+        let vol = self.vol;
         let Some(st) = self.inodes.get_mut(&ino) else {
             return Ok(());
         };
-        let est = self::inode::estimate_meta_blocks(&self.vol, st);
+        let est = self::inode::estimate_meta_blocks(vol, st);
         let old = std::mem::replace(&mut st.meta_estimate, est);
-        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(old) + est;
-        if est > old && self.vol.meta_reserve > self.vol.free_blocks_total() {
+        let total = vol.adjust_reserve(old, est);
+        if est > old && total > vol.free_blocks_total() {
             return Err(FsError::nospc());
         }
         Ok(())
-    }
-
-    /// Writes one inode's changes into the block cache.
-    pub fn write_back_inode(&mut self, ino: u32) -> FsResult<()> {
-        let Some(mut st) = self.inodes.remove(&ino) else {
-            return Ok(());
-        };
-        self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
-        st.meta_estimate = 0;
-        let r = (|| {
-            write_back_dir(&mut self.vol, &mut st)?;
-            write_back_map(&mut self.vol, &mut st)?;
-            ops_xattr::write_back_xattrs(&mut self.vol, &mut st)?;
-            if st.dirty {
-                store_inode(&mut self.vol, &mut st)?;
-            }
-            Ok(())
-        })();
-        self.inodes.insert(ino, st);
-        r
-    }
-
-    /// Writes every dirty inode's structures (directory blocks, extent
-    /// trees or indirect maps, xattr blocks, the inode itself) and the
-    /// orphan chain into the block cache, allocating the blocks they need.
-    /// Nothing reaches the image yet; the free counts are then final.
-    pub fn write_back_metadata(&mut self) -> FsResult<()> {
-        let dirty: Vec<u32> = self
-            .inodes
-            .iter()
-            .filter(|(_, s)| s.is_dirty())
-            .map(|(&i, _)| i)
-            .collect();
-        for ino in dirty {
-            self.write_back_inode(ino)?;
-        }
-        ops_names::write_back_orphans(self)
-    }
-
-    /// Writes everything back and flushes the image. A failure is latched
-    /// for the next fsync as well as returned.
-    pub fn sync(&mut self) -> FsResult<()> {
-        self.write_back_all(true)
-    }
-
-    /// Writes everything back into the image; with `flush`, also makes it
-    /// durable (msync + fdatasync). Background write-back and the throttle
-    /// do not flush: they only bound the daemon's dirty memory, durability
-    /// is what fsync, syncfs and unmount ask for. A failure is latched for
-    /// the next fsync as well as returned.
-    fn write_back_all(&mut self, flush: bool) -> FsResult<()> {
-        if self.vol.read_only {
-            return Ok(());
-        }
-        let r = self.write_back_metadata().and_then(|()| {
-            if flush {
-                self.vol.sync()
-            } else {
-                self.vol.write_back()
-            }
-        });
-        if let Err(e) = &r {
-            log::error!("write-back failed: {e}");
-            self.latched_error = Some(e.clone());
-        }
-        self.last_sync = std::time::Instant::now();
-        self.evict();
-        r
-    }
-
-    /// Returns (and clears) a latched write-back error.
-    pub fn take_latched_error(&mut self) -> Option<FsError> {
-        self.latched_error.take()
-    }
-
-    /// Drops clean inodes nobody references.
-    pub fn evict(&mut self) {
-        self.inodes
-            .retain(|_, s| s.nlookup > 0 || s.open_count > 0 || s.is_dirty() || s.orphan);
-    }
-
-    /// Starts write-back when the cache passes the hard limit (throttling
-    /// the writer that pushed it there).
-    pub fn throttle(&mut self) -> FsResult<()> {
-        if self.vol.cache.dirty_bytes() >= self.opts.dirty_limit_bytes {
-            self.write_back_all(false)?;
-        }
-        Ok(())
-    }
-
-    /// Background write-back, when due (see [`State::writeback_due`]).
-    pub fn background_writeback(&mut self) {
-        if !self.vol.read_only && self.writeback_due() {
-            let _ = self.write_back_all(false);
-        }
-    }
-
-    /// Whether background write-back is due.
-    pub fn writeback_due(&self) -> bool {
-        let cache = &self.vol.cache;
-        if cache.dirty_bytes() >= self.opts.dirty_background_bytes {
-            return true;
-        }
-        if self.last_sync.elapsed() < self.opts.dirty_expire {
-            return false;
-        }
-        cache.dirty_bytes() > 0 || self.inodes.values().any(|s| s.is_dirty())
     }
 
     /// Updates the access time after a read, following the mount's policy.

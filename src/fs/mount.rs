@@ -3,15 +3,14 @@
 //! state), read-only fallbacks, orphan cleanup, and the clean/not-clean
 //! superblock state the kernel also keeps.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use super::error::{FsError, FsResult};
 use super::volume::Volume;
-use super::{now, Fs, State};
+use super::{now, Fs};
 use crate::device::Image;
-use crate::format::features::{Compat, Features, Incompat};
+use crate::format::features::{Compat, Features, Incompat, RoCompat};
 use crate::format::jbd2::JournalSuperblock;
 use crate::format::superblock::{STATE_ERROR, STATE_VALID};
 
@@ -134,54 +133,55 @@ impl Fs {
         img.lock(!opts.read_only).map_err(busy)?;
         let vol = Volume::load(img, opts.read_only)?;
         let seed = (now().nsec ^ (now().sec as u32)) | 1;
-        let mut state = State {
-            vol,
-            inodes: HashMap::new(),
-            opts,
-            next_generation: seed,
-            latched_error: None,
-            last_sync: std::time::Instant::now(),
-        };
-        if !state.vol.read_only {
-            super::ops_names::cleanup_orphans(&mut state)?;
+        let read_only = vol.read_only;
+        let fs = Fs::new(vol, opts, seed);
+        if !read_only {
+            let mut vol = fs.gate.write();
+            let orphan_file_done = fs.op_on(&vol, false, &[], super::ops_names::cleanup_orphans)?;
+            let sb = &mut vol.sb.f;
+            sb.last_orphan = 0;
+            if orphan_file_done {
+                sb.feature_ro_compat &= !RoCompat::ORPHAN_PRESENT.bits();
+            }
             let t = now();
-            let sb = &mut state.vol.sb.f;
             sb.state &= !STATE_VALID;
             sb.mnt_count = sb.mnt_count.wrapping_add(1);
             sb.mtime = t.sec.clamp(0, i64::from(u32::MAX)) as u32;
-            state.sync()?;
+            fs.sync_locked(&mut vol)?;
         }
-        Ok(Fs::from_state(state))
+        Ok(fs)
     }
 
     /// Writes everything back, marks the file system clean and flushes.
     pub fn unmount(&self) -> FsResult<()> {
-        let mut st = self.lock();
-        if st.vol.read_only {
+        let mut vol = self.gate.write();
+        if vol.read_only {
             return Ok(());
         }
         // Nothing can refer to an unlinked inode after unmount.
-        let orphans: Vec<u32> = st
-            .inodes
+        let orphans: Vec<u32> = self
+            .slots()
             .iter()
-            .filter(|(_, s)| s.inode.links_count == 0)
-            .map(|(&i, _)| i)
+            .filter(|(_, s)| s.lock().inode.links_count == 0)
+            .map(|&(i, _)| i)
             .collect();
-        for ino in orphans {
-            st.free_inode_fully(ino)?;
-        }
-        st.sync()?;
-        st.vol.sb.f.state |= STATE_VALID;
+        self.op_on(&vol, false, &orphans, |st| {
+            for &ino in &orphans {
+                st.free_inode_fully(ino)?;
+            }
+            Ok(())
+        })?;
+        self.sync_locked(&mut vol)?;
+        vol.sb.f.state |= STATE_VALID;
         let t = now();
-        st.vol.sb.f.wtime = t.sec.clamp(0, i64::from(u32::MAX)) as u32;
-        st.vol.sync()
+        vol.sb.f.wtime = t.sec.clamp(0, i64::from(u32::MAX)) as u32;
+        vol.sync()
     }
 
     /// fsync/syncfs: everything durable; reports a latched write-back error.
     pub fn sync(&self) -> FsResult<()> {
-        let mut st = self.lock();
-        let r = st.sync();
-        if let Some(e) = st.take_latched_error() {
+        let r = self.sync_all();
+        if let Some(e) = self.take_latched_error() {
             return Err(e);
         }
         r
@@ -190,7 +190,15 @@ impl Fs {
     /// Runs background write-back if it is due (called by the write-back
     /// thread).
     pub fn background_writeback(&self) {
-        self.lock().background_writeback();
+        let due = {
+            let vol = self.gate.read();
+            !vol.read_only && self.writeback_due(&vol)
+        };
+        if due {
+            // Not flushed (see `write_back_all`).
+            let mut vol = self.gate.write();
+            let _ = self.write_back_all(&mut vol);
+        }
     }
 }
 
@@ -203,6 +211,6 @@ fn journal_needs_recovery(vol: &Volume) -> FsResult<bool> {
     let Some((first, _)) = map.lookup(0) else {
         return Err(FsError::corrupt("journal inode has no first block"));
     };
-    let jsb = JournalSuperblock::parse(vol.read_block(first)?)?;
+    let jsb = JournalSuperblock::parse(&vol.read_block(first)?)?;
     Ok(jsb.needs_recovery())
 }

@@ -2,6 +2,9 @@
 //! rules), access checks, and statfs.
 
 use super::error::{FsError, FsResult};
+use super::inode::InodeState;
+use super::lockorder::Slot;
+use super::volume::Volume;
 use super::{now, Attr, Caller, Fs, StatFs, State};
 use crate::format::inode::{Timestamp, S_IFMT};
 
@@ -28,7 +31,7 @@ const S_ISUID: u16 = 0o4000;
 const S_ISGID: u16 = 0o2000;
 const S_IXGRP: u16 = 0o0010;
 
-impl State {
+impl State<'_> {
     pub fn setattr(&mut self, ino: u32, ch: &SetAttr) -> FsResult<Attr> {
         if self.vol.read_only {
             return Err(FsError::rofs());
@@ -82,76 +85,6 @@ impl State {
     /// block cache, so the free counts are what the image says after the
     /// next write-back, as with the kernel, which allocates them at once.
     /// A failure is latched for the next fsync; the counts are still given.
-    pub fn statfs(&mut self) -> StatFs {
-        if !self.vol.read_only {
-            if let Err(e) = self.write_back_metadata() {
-                log::error!("write-back for statfs failed: {e}");
-                self.latched_error = Some(e);
-            }
-        }
-        let (free_blocks, free_inodes) = self.vol.free_counts();
-        let (pending_blocks, pending_inodes) = self.awaiting_forget_counts();
-        let free_blocks = free_blocks + pending_blocks;
-        let free_inodes = free_inodes + pending_inodes;
-        let geo = &self.vol.geo;
-        let sb = &self.vol.sb;
-        let overhead = if sb.f.overhead_clusters != 0 {
-            u64::from(sb.f.overhead_clusters)
-        } else {
-            let mut o = geo.first_data_block;
-            for g in 0..geo.groups_count {
-                o += u64::from(geo.base_meta_blocks(g)) + 2 + u64::from(geo.inode_table_blocks);
-            }
-            o
-        };
-        let blocks = sb.blocks_count().saturating_sub(overhead);
-        StatFs {
-            blocks,
-            bfree: free_blocks,
-            bavail: free_blocks.saturating_sub(sb.r_blocks_count()),
-            files: u64::from(sb.f.inodes_count),
-            ffree: free_inodes,
-            bsize: geo.block_size,
-            namelen: 255,
-        }
-    }
-
-    /// Blocks and inodes held only until the kernel's FORGET: unlinked,
-    /// not open, so nothing can reach their data any more. The kernel
-    /// queues that FORGET asynchronously, so a statfs may overtake it;
-    /// counting them as free already keeps statfs from moving when it
-    /// lands (ext4 frees such an inode at the unlink itself).
-    fn awaiting_forget_counts(&self) -> (u64, u64) {
-        let bs = self.vol.geo.block_size;
-        let per_block = u64::from(bs / 512).max(1);
-        let mut blocks = 0;
-        let mut inodes = 0;
-        for st in self.inodes.values() {
-            if st.inode.links_count != 0 || st.open_count != 0 || st.inode.mode == 0 {
-                continue;
-            }
-            inodes += 1;
-            let mut held = st.inode.blocks_512(bs) / per_block;
-            // A shared xattr block stays with its other users.
-            if st.inode.file_acl != 0 {
-                let shared = self
-                    .vol
-                    .read_block(st.inode.file_acl)
-                    .ok()
-                    .and_then(|b| {
-                        b.get(4..8)
-                            .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
-                    })
-                    .is_some_and(|refcount| refcount > 1);
-                if shared {
-                    held = held.saturating_sub(1);
-                }
-            }
-            blocks += held;
-        }
-        (blocks, inodes)
-    }
-
     /// access(2) against the inode's mode bits (root passes all but
     /// execute, which needs some execute bit).
     pub fn access(&mut self, ino: u32, mask: u32, caller: Caller) -> FsResult<()> {
@@ -188,24 +121,97 @@ impl State {
 
 impl Fs {
     pub fn getattr(&self, ino: u32) -> FsResult<Attr> {
-        let mut st = self.lock();
-        st.get(ino)?;
-        let s = st.inodes.get(&ino).expect("loaded");
-        Ok(st.attr_of(s))
+        self.op(&[ino], |st| {
+            st.get(ino)?;
+            let s = st.inodes.get(&ino).expect("loaded");
+            Ok(st.attr_of(s))
+        })
     }
 
     pub fn setattr(&self, ino: u32, ch: &SetAttr) -> FsResult<Attr> {
-        let mut st = self.lock();
-        let a = st.setattr(ino, ch)?;
-        st.sync_if_requested()?;
+        let a = self.op(&[ino], |st| st.setattr(ino, ch))?;
+        self.sync_if_requested()?;
         Ok(a)
     }
 
+    /// statfs. The free counts are exact at any moment: pending metadata
+    /// (directory, extent/indirect and xattr blocks) is laid out into the
+    /// cache first, which allocates its blocks (under the exclusive gate,
+    /// like write-back; nothing reaches the image). A failure there is
+    /// latched for the next fsync and the counts are still returned.
     pub fn statfs(&self) -> StatFs {
-        self.lock().statfs()
+        let mut vol = self.gate.write();
+        let slots = self.slots();
+        if !vol.read_only {
+            if let Err(e) = self.write_back_metadata_of(&mut vol, &slots) {
+                log::error!("write-back for statfs failed: {e}");
+                self.misc.lock().latched_error = Some(e);
+            }
+        }
+        let (free_blocks, free_inodes) = vol.free_counts();
+        let (pending_blocks, pending_inodes) = awaiting_forget_counts(&vol, &slots);
+        let free_blocks = free_blocks + pending_blocks;
+        let free_inodes = free_inodes + pending_inodes;
+        let geo = &vol.geo;
+        let sb = &vol.sb;
+        let overhead = if sb.f.overhead_clusters != 0 {
+            u64::from(sb.f.overhead_clusters)
+        } else {
+            let mut o = geo.first_data_block;
+            for g in 0..geo.groups_count {
+                o += u64::from(geo.base_meta_blocks(g)) + 2 + u64::from(geo.inode_table_blocks);
+            }
+            o
+        };
+        let blocks = sb.blocks_count().saturating_sub(overhead);
+        StatFs {
+            blocks,
+            bfree: free_blocks,
+            bavail: free_blocks.saturating_sub(sb.r_blocks_count()),
+            files: u64::from(sb.f.inodes_count),
+            ffree: free_inodes,
+            bsize: geo.block_size,
+            namelen: 255,
+        }
     }
 
     pub fn access(&self, ino: u32, mask: u32, caller: Caller) -> FsResult<()> {
-        self.lock().access(ino, mask, caller)
+        self.op(&[ino], |st| st.access(ino, mask, caller))
     }
+}
+
+/// Blocks and inodes held only until the kernel's FORGET: unlinked, not
+/// open, so nothing can reach their data any more. The kernel queues that
+/// FORGET asynchronously, so a statfs may overtake it; counting them as
+/// free already keeps statfs from moving when it lands (ext4 frees such an
+/// inode at the unlink itself). Called under the exclusive gate.
+fn awaiting_forget_counts(vol: &Volume, slots: &[(u32, Slot<InodeState>)]) -> (u64, u64) {
+    let bs = vol.geo.block_size;
+    let per_block = u64::from(bs / 512).max(1);
+    let mut blocks = 0;
+    let mut inodes = 0;
+    for (_, slot) in slots {
+        let st = slot.lock();
+        if st.evicted || st.inode.links_count != 0 || st.open_count != 0 || st.inode.mode == 0 {
+            continue;
+        }
+        inodes += 1;
+        let mut held = st.inode.blocks_512(bs) / per_block;
+        // A shared xattr block stays with its other users.
+        if st.inode.file_acl != 0 {
+            let shared = vol
+                .read_block(st.inode.file_acl)
+                .ok()
+                .and_then(|b| {
+                    b.get(4..8)
+                        .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
+                })
+                .is_some_and(|refcount| refcount > 1);
+            if shared {
+                held = held.saturating_sub(1);
+            }
+        }
+        blocks += held;
+    }
+    (blocks, inodes)
 }

@@ -27,7 +27,7 @@ pub const SEEK_HOLE: u32 = 4;
 /// Largest run allocated at once for one write.
 const MAX_ALLOC_RUN: u32 = 32768;
 
-impl State {
+impl State<'_> {
     fn max_file_blocks(&self, kind: MapKind) -> u64 {
         match kind {
             MapKind::Extents => 1u64 << 32,
@@ -68,10 +68,10 @@ impl State {
                 let mut done = 0usize;
                 let mut b = 0u64;
                 while done < span {
-                    let blk = self.vol.read_block(p + b)?;
                     let from = if b == 0 { in_blk } else { 0 };
                     let take = (bs as usize - from).min(span - done);
-                    out[pos + done..pos + done + take].copy_from_slice(&blk[from..from + take]);
+                    self.vol
+                        .read_into(p + b, from, &mut out[pos + done..pos + done + take])?;
                     done += take;
                     b += 1;
                 }
@@ -101,10 +101,7 @@ impl State {
         let map = self.inodes[&ino].map.as_ref().expect("checked");
         let (phys, unwritten, n) = map.extent_at(first, nblocks);
         let Some(p) = phys else { return Ok(None) };
-        if unwritten
-            || n < nblocks
-            || (0..u64::from(nblocks)).any(|i| self.vol.cache.is_dirty(p + i))
-        {
+        if unwritten || n < nblocks || (0..u64::from(nblocks)).any(|i| self.vol.is_dirty(p + i)) {
             return Ok(None);
         }
         let start = p * bs + off % bs;
@@ -223,7 +220,7 @@ impl State {
             let lb = lblk + i;
             let (from, to) = block_span(lb, off, end, bs);
             let whole = from == 0 && to == bs as usize;
-            let blk = if fresh || whole {
+            let mut blk = if fresh || whole {
                 self.vol.new_block(phys + u64::from(i), BlockKind::Data)?
             } else {
                 self.vol.write_block(phys + u64::from(i), BlockKind::Data)?
@@ -274,7 +271,7 @@ impl State {
             let last = (size / bs) as u32;
             let map = self.inodes[&ino].map.as_ref().expect("loaded");
             if let Some((p, false)) = map.lookup(last) {
-                let blk = self.vol.write_block(p, BlockKind::Data)?;
+                let mut blk = self.vol.write_block(p, BlockKind::Data)?;
                 blk[(size % bs) as usize..].fill(0);
             }
         }
@@ -476,13 +473,6 @@ impl State {
             Ok(size)
         }
     }
-
-    pub fn sync_if_requested(&mut self) -> FsResult<()> {
-        if self.opts.sync_writes {
-            self.sync()?;
-        }
-        Ok(())
-    }
 }
 
 /// The byte range `[from, to)` of block `lb` that a write of `off..end`
@@ -494,43 +484,54 @@ fn block_span(lb: u32, off: u64, end: u64, bs: u64) -> (usize, usize) {
     (from, to)
 }
 
+/// What a read found: a range of the image to send as it is, or bytes.
+enum ReadOut {
+    Mapped(std::ops::Range<usize>),
+    Copied(Vec<u8>),
+}
+
 impl Fs {
     /// An open of `ino`; `writable` when it may write (the kernel may then
     /// hold written data the daemon has not seen yet, see `lseek`).
     pub fn open(&self, ino: u32, writable: bool) -> FsResult<()> {
-        let mut st = self.lock();
-        let s = st.get(ino)?;
-        s.open_count += 1;
-        if writable {
-            s.writers += 1;
-        }
-        Ok(())
+        self.op(&[ino], |st| {
+            let s = st.get(ino)?;
+            s.open_count += 1;
+            if writable {
+                s.writers += 1;
+            }
+            Ok(())
+        })
     }
 
     pub fn release(&self, ino: u32, writable: bool) -> FsResult<()> {
-        let mut st = self.lock();
-        if let Some(s) = st.inodes.get_mut(&ino) {
-            if writable {
-                s.writers = s.writers.saturating_sub(1);
+        self.op(&[], |st| {
+            if let Some(s) = st.get_loaded(ino)? {
+                if writable {
+                    s.writers = s.writers.saturating_sub(1);
+                }
+                s.open_count = s.open_count.saturating_sub(1);
+                if s.open_count == 0 {
+                    st.maybe_release(ino)?;
+                }
             }
-            s.open_count = s.open_count.saturating_sub(1);
-            if s.open_count == 0 {
-                st.maybe_release(ino)?;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn read(&self, ino: u32, off: u64, size: u32) -> FsResult<Vec<u8>> {
-        let mut st = self.lock();
-        let data = st.read_data(ino, off, size)?;
-        st.touch_atime(ino);
-        Ok(data)
+        self.op(&[ino], |st| {
+            let data = st.read_data(ino, off, size)?;
+            st.touch_atime(ino);
+            Ok(data)
+        })
     }
 
-    /// Reads and hands the bytes to `reply` while the state is locked:
-    /// when the range lies in one run of blocks with no pending change, the
-    /// slice comes straight from the image mapping (no copy in the daemon).
+    /// Reads and hands the bytes to `reply`: when the range lies in one run
+    /// of blocks with no pending change, the slice comes straight from the
+    /// image mapping (no copy in the daemon). The mapping only changes
+    /// under the exclusive gate, which is held shared until `reply` is
+    /// done, so the inode itself need not stay locked.
     pub fn read_with<R>(
         &self,
         ino: u32,
@@ -538,36 +539,43 @@ impl Fs {
         size: u32,
         reply: impl FnOnce(&[u8]) -> R,
     ) -> FsResult<R> {
-        let mut st = self.lock();
-        if let Some(range) = st.direct_range(ino, off, size)? {
+        let vol = self.gate.read();
+        let out = self.op_on(&vol, false, &[ino], |st| {
+            let out = match st.direct_range(ino, off, size)? {
+                Some(range) => ReadOut::Mapped(range),
+                None => ReadOut::Copied(st.read_data(ino, off, size).inspect_err(|e| {
+                    if e.errno == libc::EIO {
+                        log::error!("inode {ino}: read at {off}: {}", e.detail);
+                    }
+                })?),
+            };
             st.touch_atime(ino);
-            let bytes = st.vol.img.checked(range.start, range.len()).map_err(|e| {
-                log::error!("inode {ino}: read at {off}: {e}");
-                FsError::new(libc::EIO, format!("inode {ino}: {e}"))
-            })?;
-            return Ok(reply(bytes));
-        }
-        let data = st.read_data(ino, off, size).inspect_err(|e| {
-            if e.errno == libc::EIO {
-                log::error!("inode {ino}: read at {off}: {}", e.detail);
-            }
+            Ok(out)
         })?;
-        st.touch_atime(ino);
-        Ok(reply(&data))
+        Ok(match out {
+            ReadOut::Mapped(range) => {
+                // A fault of the mapping (image shrunk, device error) is
+                // this read's EIO.
+                let bytes = vol.img.checked(range.start, range.len()).map_err(|e| {
+                    log::error!("inode {ino}: read at {off}: {e}");
+                    FsError::new(libc::EIO, format!("inode {ino}: {e}"))
+                })?;
+                reply(bytes)
+            }
+            ReadOut::Copied(data) => reply(&data),
+        })
     }
 
     pub fn write(&self, ino: u32, off: u64, data: &[u8]) -> FsResult<usize> {
-        let mut st = self.lock();
-        let n = st.write_data(ino, off, data)?;
-        st.throttle()?;
-        st.sync_if_requested()?;
+        let n = self.op(&[ino], |st| st.write_data(ino, off, data))?;
+        self.throttle()?;
+        self.sync_if_requested()?;
         Ok(n)
     }
 
     pub fn fallocate(&self, ino: u32, off: u64, len: u64, mode: u32) -> FsResult<()> {
-        let mut st = self.lock();
-        st.fallocate(ino, off, len, mode)?;
-        st.sync_if_requested()
+        self.op(&[ino], |st| st.fallocate(ino, off, len, mode))?;
+        self.sync_if_requested()
     }
 
     /// SEEK_DATA/SEEK_HOLE. `kernel_may_cache_writes`: with FUSE's
@@ -581,16 +589,17 @@ impl Fs {
         whence: u32,
         kernel_may_cache_writes: bool,
     ) -> FsResult<u64> {
-        let mut st = self.lock();
-        let s = st.get(ino)?;
-        if kernel_may_cache_writes && s.writers > 0 {
-            let size = s.inode.size;
-            if off >= size {
-                return Err(FsError::nxio());
+        self.op(&[ino], |st| {
+            let s = st.get(ino)?;
+            if kernel_may_cache_writes && s.writers > 0 {
+                let size = s.inode.size;
+                if off >= size {
+                    return Err(FsError::nxio());
+                }
+                return Ok(if whence == SEEK_DATA { off } else { size });
             }
-            return Ok(if whence == SEEK_DATA { off } else { size });
-        }
-        st.seek_data_hole(ino, off, whence)
+            st.seek_data_hole(ino, off, whence)
+        })
     }
 
     /// copy_file_range: a read and a write inside the daemon.
@@ -602,18 +611,24 @@ impl Fs {
         dst_off: u64,
         len: u64,
     ) -> FsResult<u64> {
-        let mut st = self.lock();
-        let mut done = 0u64;
-        while done < len {
-            let chunk = (len - done).min(1 << 20) as u32;
-            let data = st.read_data(src, src_off + done, chunk)?;
-            if data.is_empty() {
-                break;
+        let done = self.op(&[src, dst], |st| {
+            // Both inodes before anything changes (a restart must find
+            // nothing done).
+            st.get(src)?;
+            st.get(dst)?;
+            let mut done = 0u64;
+            while done < len {
+                let chunk = (len - done).min(1 << 20) as u32;
+                let data = st.read_data(src, src_off + done, chunk)?;
+                if data.is_empty() {
+                    break;
+                }
+                st.write_data(dst, dst_off + done, &data)?;
+                done += data.len() as u64;
             }
-            st.write_data(dst, dst_off + done, &data)?;
-            done += data.len() as u64;
-        }
-        st.throttle()?;
+            Ok(done)
+        })?;
+        self.throttle()?;
         Ok(done)
     }
 

@@ -7,6 +7,8 @@
 use super::dirstate::DirState;
 use super::error::{FsError, FsResult};
 use super::inode::{is_fast_symlink, InodeState};
+use super::lockorder::Slot;
+use super::volume::Volume;
 use super::{acl, now, Attr, Caller, DirEntryOut, Fs, State};
 use crate::format::dir::{validate_name, FileType};
 use crate::format::features::RoCompat;
@@ -19,6 +21,8 @@ pub const LINK_MAX: u16 = 65000;
 const S_ISGID: u16 = 0o2000;
 /// Longest symlink target stored in the inode.
 const FAST_SYMLINK_MAX: usize = 59;
+/// Bound on walks up the directory tree.
+const MAX_DIR_DEPTH: usize = 1 << 16;
 /// Bound on orphan-chain walks.
 const MAX_ORPHANS: usize = 1 << 20;
 
@@ -35,7 +39,7 @@ fn check_name(name: &[u8]) -> FsResult<()> {
 
 const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
 
-impl State {
+impl State<'_> {
     fn writable(&self) -> FsResult<()> {
         if self.vol.read_only {
             Err(FsError::rofs())
@@ -200,6 +204,7 @@ impl State {
             writers: 0,
             orphan: false,
             meta_estimate: 0,
+            evicted: false,
         };
         if let Some(target) = symlink_target {
             st.inode.size = target.len() as u64;
@@ -218,7 +223,7 @@ impl State {
         let slow_target = symlink_target
             .filter(|t| t.len() > FAST_SYMLINK_MAX)
             .map(<[u8]>::to_vec);
-        self.inodes.insert(ino, st);
+        self.insert_new(st);
         if let Some(target) = slow_target {
             if let Err(e) = self.write_data(ino, 0, &target) {
                 self.abort_create(ino, is_dir);
@@ -286,8 +291,8 @@ impl State {
     }
 
     fn abort_create(&mut self, ino: u32, is_dir: bool) {
-        if let Some(mut st) = self.inodes.remove(&ino) {
-            self.vol.meta_reserve = self.vol.meta_reserve.saturating_sub(st.meta_estimate);
+        if let Some(mut st) = self.remove_inode(ino) {
+            self.vol.adjust_reserve(st.meta_estimate, 0);
             if let Some(map) = st.map.as_mut() {
                 let end = map.end();
                 for (p, n) in map.unmap(0, end.min(u64::from(u32::MAX)) as u32) {
@@ -409,10 +414,16 @@ impl State {
             Err(e) => return Err(e),
         };
         let src_dir = self.get(src)?.inode.is_dir();
+        if src_dir && parent != newparent {
+            self.check_not_within(src, newparent)?;
+        }
         let t = now();
         if rflags & RENAME_EXCHANGE != 0 {
             let dst = dst.ok_or_else(FsError::noent)?;
             let dst_dir = self.get(dst)?.inode.is_dir();
+            if dst_dir && parent != newparent {
+                self.check_not_within(dst, parent)?;
+            }
             let sft = FileType::from_mode(self.get(src)?.inode.mode);
             let dft = FileType::from_mode(self.get(dst)?.inode.mode);
             self.dir_mut(parent)?.replace(name, dst, dft)?;
@@ -515,6 +526,31 @@ impl State {
         Ok(())
     }
 
+    /// EINVAL when directory `dir` is `moved` or lies below it (a
+    /// directory cannot move into its own subtree). Walks up the `..`
+    /// pointers, locking each directory (they hold still: cross-directory
+    /// renames, the only changes to `..`, hold the rename mutex).
+    fn check_not_within(&mut self, moved: u32, dir: u32) -> FsResult<()> {
+        let mut cur = dir;
+        for _ in 0..MAX_DIR_DEPTH {
+            if cur == moved {
+                return Err(FsError::inval());
+            }
+            if cur == ROOT_INO {
+                return Ok(());
+            }
+            self.ensure_dir(cur)?;
+            let up = self.inodes[&cur].dir.as_ref().expect("loaded").parent;
+            if up == cur || up == 0 {
+                return Ok(());
+            }
+            cur = up;
+        }
+        Err(FsError::corrupt(format!(
+            "directory {dir}: more than {MAX_DIR_DEPTH} levels above it"
+        )))
+    }
+
     /// Entries of directory `ino` after cookie `offset` ("." is 1, ".." 2).
     pub fn readdir(&mut self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
         self.ensure_dir(ino)?;
@@ -613,7 +649,9 @@ impl State {
             }
         }
         super::ops_xattr::release_xattr_block(self, ino)?;
-        let mut st = self.inodes.remove(&ino).expect("loaded");
+        let mut st = self.remove_inode(ino).expect("loaded");
+        self.vol.adjust_reserve(st.meta_estimate, 0);
+        st.meta_estimate = 0;
         let t = now();
         st.inode.dtime = t.sec.clamp(1, i64::from(u32::MAX)) as u32;
         st.inode.links_count = 0;
@@ -625,14 +663,14 @@ impl State {
             let mut m = super::filemap::FileMap::new(super::filemap::MapKind::Extents);
             m.dirty = true;
             st.map = Some(m);
-            super::inode::write_back_map(&mut self.vol, &mut st)?;
+            super::inode::write_back_map(self.vol, &mut st)?;
             st.inode.blocks_raw = 0;
         } else {
             st.inode.block = [0; 60];
         }
         st.tail.clear();
         st.dir = None;
-        super::inode::store_inode(&mut self.vol, &mut st)?;
+        super::inode::store_inode(self.vol, &mut st)?;
         self.vol.free_inode(ino, is_dir)?;
         Ok(())
     }
@@ -642,35 +680,37 @@ impl State {
 pub const ROOT_INO: u32 = 2;
 
 /// Writes the orphan chain (s_last_orphan, linked through i_dtime) for the
-/// inodes that have no name left but are still open.
-pub fn write_back_orphans(state: &mut State) -> FsResult<()> {
-    let mut orphans: Vec<u32> = state
-        .inodes
+/// inodes that have no name left but are still open (write-back, under the
+/// exclusive gate; `slots`: the loaded inodes).
+pub fn write_back_orphans(vol: &mut Volume, slots: &[(u32, Slot<InodeState>)]) -> FsResult<()> {
+    let mut orphans: Vec<&(u32, Slot<InodeState>)> = slots
         .iter()
-        .filter(|(_, s)| s.orphan && s.inode.links_count == 0)
-        .map(|(&i, _)| i)
+        .filter(|(_, s)| {
+            let s = s.lock();
+            s.orphan && s.inode.links_count == 0 && !s.evicted
+        })
         .collect();
-    orphans.sort_unstable();
+    orphans.sort_unstable_by_key(|(i, _)| *i);
     let mut next = 0u32;
-    for &ino in orphans.iter().rev() {
-        let st = state.inodes.get_mut(&ino).expect("listed");
+    for (ino, slot) in orphans.iter().rev() {
+        let mut st = slot.lock();
         if st.inode.dtime != next {
             st.inode.dtime = next;
             st.dirty = true;
         }
-        next = ino;
+        next = *ino;
         if st.dirty {
-            state.write_back_inode(ino)?;
+            super::write_back_inode(vol, &mut st)?;
         }
     }
-    if state.vol.sb.f.last_orphan != next {
-        state.vol.sb.f.last_orphan = next;
+    if vol.sb.f.last_orphan != next {
+        vol.sb.f.last_orphan = next;
     }
     Ok(())
 }
 
 /// Releases (links 0) or trims to its size (still linked) one orphan.
-fn process_orphan(state: &mut State, ino: u32) -> FsResult<()> {
+fn process_orphan(state: &mut State<'_>, ino: u32) -> FsResult<()> {
     let st = state.get(ino)?;
     if st.inode.links_count == 0 {
         log::info!("releasing orphan inode {ino}");
@@ -687,7 +727,8 @@ fn process_orphan(state: &mut State, ino: u32) -> FsResult<()> {
 }
 
 /// The orphan file's entries (feature orphan_file): processed and cleared.
-fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
+/// True when there was an orphan file to process (ORPHAN_PRESENT can go).
+fn cleanup_orphan_file(state: &mut State<'_>) -> FsResult<bool> {
     let of_ino = state.vol.sb.f.orphan_file_inum;
     if of_ino == 0
         || !state
@@ -696,7 +737,7 @@ fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
             .compat
             .contains(crate::format::features::Compat::ORPHAN_FILE)
     {
-        return Ok(());
+        return Ok(false);
     }
     state.ensure_map(of_ino)?;
     let gen = state.get(of_ino)?.inode.generation;
@@ -715,7 +756,7 @@ fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
     for (_, r) in runs {
         for i in 0..u64::from(r.len) {
             let blk = r.phys + i;
-            let listed = match crate::format::orphan::parse_block(state.vol.read_block(blk)?) {
+            let listed = match crate::format::orphan::parse_block(&state.vol.read_block(blk)?) {
                 Ok(v) => v,
                 Err(e) => {
                     log::warn!("orphan file block {blk}: {e}; leaving it to fsck");
@@ -730,22 +771,22 @@ fn cleanup_orphan_file(state: &mut State) -> FsResult<()> {
                     log::warn!("orphan inode {}: {e}", ino.0);
                 }
             }
-            let data = state.vol.write_block(blk, super::cache::BlockKind::Meta)?;
-            crate::format::orphan::encode_empty_block(data)?;
+            let mut data = state.vol.write_block(blk, super::cache::BlockKind::Meta)?;
+            crate::format::orphan::encode_empty_block(&mut data)?;
             if let Some(s) = seed {
-                crate::format::orphan::set_block_checksum(s, blk, data)?;
+                crate::format::orphan::set_block_checksum(s, blk, &mut data)?;
             }
         }
     }
-    state.vol.sb.f.feature_ro_compat &= !RoCompat::ORPHAN_PRESENT.bits();
-    Ok(())
+    Ok(true)
 }
 
 /// At mount: releases the inodes left on the orphan chain (and in the
 /// orphan file) by a daemon or kernel that stopped with unlinked files
-/// open or truncates unfinished.
-pub fn cleanup_orphans(state: &mut State) -> FsResult<()> {
-    cleanup_orphan_file(state)?;
+/// open or truncates unfinished. True when the orphan file was processed.
+/// The caller clears `s_last_orphan` (and ORPHAN_PRESENT).
+pub fn cleanup_orphans(state: &mut State<'_>) -> FsResult<bool> {
+    let orphan_file_done = cleanup_orphan_file(state)?;
     let mut ino = state.vol.sb.f.last_orphan;
     let mut seen = std::collections::HashSet::new();
     while ino != 0 {
@@ -764,31 +805,34 @@ pub fn cleanup_orphans(state: &mut State) -> FsResult<()> {
         process_orphan(state, ino)?;
         ino = next;
     }
-    state.vol.sb.f.last_orphan = 0;
-    Ok(())
+    Ok(orphan_file_done)
 }
 
 impl Fs {
     /// Looks up a name and takes a lookup reference on the result.
     pub fn lookup(&self, parent: u32, name: &[u8]) -> FsResult<Attr> {
-        let mut st = self.lock();
-        let ino = st.lookup_ino(parent, name)?;
-        let s = st.get(ino)?;
-        s.nlookup += 1;
-        let s = st.inodes.get(&ino).expect("loaded");
-        Ok(st.attr_of(s))
+        self.op(&[parent], |st| {
+            let ino = st.lookup_ino(parent, name)?;
+            let s = st.get(ino)?;
+            s.nlookup += 1;
+            let s = st.inodes.get(&ino).expect("loaded");
+            Ok(st.attr_of(s))
+        })
     }
 
     /// Drops `n` lookup references.
     pub fn forget(&self, ino: u32, n: u64) {
-        let mut st = self.lock();
-        if let Some(s) = st.inodes.get_mut(&ino) {
-            s.nlookup = s.nlookup.saturating_sub(n);
-            if s.nlookup == 0 {
-                if let Err(e) = st.maybe_release(ino) {
-                    log::error!("releasing inode {ino}: {e}");
+        let r = self.op(&[], |st| {
+            if let Some(s) = st.get_loaded(ino)? {
+                s.nlookup = s.nlookup.saturating_sub(n);
+                if s.nlookup == 0 {
+                    st.maybe_release(ino)?;
                 }
             }
+            Ok(())
+        });
+        if let Err(e) = r {
+            log::error!("releasing inode {ino}: {e}");
         }
     }
 
@@ -801,10 +845,12 @@ impl Fs {
         rdev: u32,
         caller: Caller,
     ) -> FsResult<Attr> {
-        let mut st = self.lock();
-        let a = st.create_node(parent, name, mode, rdev, caller, None)?;
-        st.get(a.ino)?.nlookup += 1;
-        st.sync_if_requested()?;
+        let a = self.op(&[parent], |st| {
+            let a = st.create_node(parent, name, mode, rdev, caller, None)?;
+            st.get(a.ino)?.nlookup += 1;
+            Ok(a)
+        })?;
+        self.sync_if_requested()?;
         Ok(a)
     }
 
@@ -818,36 +864,40 @@ impl Fs {
         if target.is_empty() {
             return Err(FsError::noent());
         }
-        let mut st = self.lock();
-        if target.len() >= st.vol.geo.block_size as usize {
-            return Err(FsError::nametoolong());
-        }
-        let a = st.create_node(parent, name, S_IFLNK | 0o777, 0, caller, Some(target))?;
-        st.get(a.ino)?.nlookup += 1;
-        st.sync_if_requested()?;
+        let a = self.op(&[parent], |st| {
+            if target.len() >= st.vol.geo.block_size as usize {
+                return Err(FsError::nametoolong());
+            }
+            let a = st.create_node(parent, name, S_IFLNK | 0o777, 0, caller, Some(target))?;
+            st.get(a.ino)?.nlookup += 1;
+            Ok(a)
+        })?;
+        self.sync_if_requested()?;
         Ok(a)
     }
 
     pub fn link(&self, ino: u32, parent: u32, name: &[u8]) -> FsResult<Attr> {
-        let mut st = self.lock();
-        let a = st.link(ino, parent, name)?;
-        st.get(ino)?.nlookup += 1;
-        st.sync_if_requested()?;
+        let a = self.op(&[ino, parent], |st| {
+            st.get(parent)?;
+            let a = st.link(ino, parent, name)?;
+            st.get(ino)?.nlookup += 1;
+            Ok(a)
+        })?;
+        self.sync_if_requested()?;
         Ok(a)
     }
 
     pub fn unlink(&self, parent: u32, name: &[u8]) -> FsResult<()> {
-        let mut st = self.lock();
-        st.unlink(parent, name)?;
-        st.sync_if_requested()
+        self.op(&[parent], |st| st.unlink(parent, name))?;
+        self.sync_if_requested()
     }
 
     pub fn rmdir(&self, parent: u32, name: &[u8]) -> FsResult<()> {
-        let mut st = self.lock();
-        st.rmdir(parent, name)?;
-        st.sync_if_requested()
+        self.op(&[parent], |st| st.rmdir(parent, name))?;
+        self.sync_if_requested()
     }
 
+    /// rename(2); a cross-directory rename takes the rename mutex.
     pub fn rename(
         &self,
         parent: u32,
@@ -856,21 +906,28 @@ impl Fs {
         newname: &[u8],
         flags: u32,
     ) -> FsResult<()> {
-        let mut st = self.lock();
-        st.rename(parent, name, newparent, newname, flags)?;
-        st.sync_if_requested()
+        {
+            let vol = self.gate.read();
+            self.op_on(&vol, parent != newparent, &[parent, newparent], |st| {
+                st.get(parent)?;
+                st.get(newparent)?;
+                st.rename(parent, name, newparent, newname, flags)
+            })?;
+        }
+        self.sync_if_requested()
     }
 
     pub fn readdir(&self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
-        let mut st = self.lock();
-        let out = st.readdir(ino, offset, max)?;
-        if offset == 0 {
-            st.touch_atime(ino);
-        }
-        Ok(out)
+        self.op(&[ino], |st| {
+            let out = st.readdir(ino, offset, max)?;
+            if offset == 0 {
+                st.touch_atime(ino);
+            }
+            Ok(out)
+        })
     }
 
     pub fn readlink(&self, ino: u32) -> FsResult<Vec<u8>> {
-        self.lock().readlink(ino)
+        self.op(&[ino], |st| st.readlink(ino))
     }
 }

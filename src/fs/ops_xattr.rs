@@ -63,6 +63,7 @@ fn load_xattrs(vol: &Volume, st: &InodeState) -> FsResult<Vec<Xattr>> {
     if st.inode.file_acl != 0 {
         let blk = st.inode.file_acl;
         let data = vol.read_block(blk)?;
+        let data = &*data;
         if let Some(seed) = vol.csum_seed {
             verify_block_checksum(seed, blk, data).map_err(|e| {
                 FsError::corrupt(format!("inode {}: xattr block {blk}: {e}", st.ino))
@@ -80,12 +81,12 @@ fn load_xattrs(vol: &Volume, st: &InodeState) -> FsResult<Vec<Xattr>> {
     Ok(out)
 }
 
-impl State {
+impl State<'_> {
     fn ensure_xattrs(&mut self, ino: u32) -> FsResult<&mut Vec<Xattr>> {
         let st = self.get(ino)?;
         if st.xattrs.is_none() {
             let st = self.inodes.get(&ino).expect("loaded");
-            let list = load_xattrs(&self.vol, st)?;
+            let list = load_xattrs(self.vol, st)?;
             self.inodes.get_mut(&ino).expect("loaded").xattrs = Some(list);
         }
         Ok(self
@@ -292,36 +293,42 @@ pub fn release_xattr_block(state: &mut State, ino: u32) -> FsResult<()> {
     if blk == 0 {
         return Ok(());
     }
-    drop_block_ref(&mut state.vol, blk)?;
+    drop_block_ref(state.vol, blk)?;
     let st = state.inodes.get_mut(&ino).expect("loaded");
     st.inode.file_acl = 0;
     st.dirty = true;
     Ok(())
 }
 
-fn drop_block_ref(vol: &mut Volume, blk: u64) -> FsResult<()> {
-    let refcount = match parse_block(vol.read_block(blk)?, false) {
-        Ok((h, _)) => h.refcount,
-        Err(e) => {
-            log::warn!("xattr block {blk} unreadable ({e}); freeing it");
-            1
+fn drop_block_ref(vol: &Volume, blk: u64) -> FsResult<()> {
+    let seed = vol.csum_seed;
+    // Read, count down and store under one hold of the block: inodes
+    // sharing the block may be released concurrently.
+    let last = {
+        let mut data = vol.write_block(blk, BlockKind::Meta)?;
+        let refcount = match parse_block(&data, false) {
+            Ok((h, _)) => h.refcount,
+            Err(e) => {
+                log::warn!("xattr block {blk} unreadable ({e}); freeing it");
+                1
+            }
+        };
+        if refcount > 1 {
+            set_block_refcount(&mut data, refcount - 1)?;
+            if let Some(s) = seed {
+                set_block_checksum(s, blk, &mut data)?;
+            }
         }
+        refcount <= 1
     };
-    if refcount <= 1 {
+    if last {
         vol.free_blocks(blk, 1)?;
-    } else {
-        let seed = vol.csum_seed;
-        let data = vol.write_block(blk, BlockKind::Meta)?;
-        set_block_refcount(data, refcount - 1)?;
-        if let Some(s) = seed {
-            set_block_checksum(s, blk, data)?;
-        }
     }
     Ok(())
 }
 
 /// Stores a changed xattr list: in-inode area, then the block.
-pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> {
+pub fn write_back_xattrs(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     if !st.xattrs_dirty {
         return Ok(());
     }
@@ -345,7 +352,7 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
         }
     } else {
         let shared = old != 0
-            && parse_block(vol.read_block(old)?, false)
+            && parse_block(&vol.read_block(old)?, false)
                 .map(|(h, _)| h.refcount > 1)
                 .unwrap_or(false);
         let blk = if old != 0 && !shared {
@@ -354,14 +361,14 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
             if shared {
                 drop_block_ref(vol, old)?;
             }
-            let goal = vol.descs[vol.geo.inode_location(st.ino).0 as usize].inode_table;
+            let goal = vol.inode_table_of(st.ino);
             vol.alloc_blocks_wb(goal, 1)?.0
         };
         let seed = vol.csum_seed;
-        let data = vol.new_block(blk, BlockKind::Meta)?;
-        encode_block(&placed.block, 1, data)?;
+        let mut data = vol.new_block(blk, BlockKind::Meta)?;
+        encode_block(&placed.block, 1, &mut data)?;
         if let Some(s) = seed {
-            set_block_checksum(s, blk, data)?;
+            set_block_checksum(s, blk, &mut data)?;
         }
         st.inode.file_acl = blk;
     }
@@ -387,19 +394,17 @@ pub fn write_back_xattrs(vol: &mut Volume, st: &mut InodeState) -> FsResult<()> 
 
 impl Fs {
     pub fn getxattr(&self, ino: u32, name: &[u8]) -> FsResult<Vec<u8>> {
-        self.lock().getxattr(ino, name)
+        self.op(&[ino], |st| st.getxattr(ino, name))
     }
     pub fn listxattr(&self, ino: u32) -> FsResult<Vec<u8>> {
-        self.lock().listxattr(ino)
+        self.op(&[ino], |st| st.listxattr(ino))
     }
     pub fn setxattr(&self, ino: u32, name: &[u8], value: &[u8], flags: u32) -> FsResult<()> {
-        let mut st = self.lock();
-        st.setxattr(ino, name, value, flags)?;
-        st.sync_if_requested()
+        self.op(&[ino], |st| st.setxattr(ino, name, value, flags))?;
+        self.sync_if_requested()
     }
     pub fn removexattr(&self, ino: u32, name: &[u8]) -> FsResult<()> {
-        let mut st = self.lock();
-        st.removexattr(ino, name)?;
-        st.sync_if_requested()
+        self.op(&[ino], |st| st.removexattr(ino, name))?;
+        self.sync_if_requested()
     }
 }

@@ -1,9 +1,19 @@
 //! The mounted volume: the image, the dirty block cache, the superblock and
 //! the group descriptors, and block and inode allocation over them.
 //!
-//! Group descriptors live in memory; a changed group is remembered in
-//! `dirty_groups` and its descriptor (with fresh bitmap checksums and its own
-//! checksum) is encoded into the GDT block in the cache at
+//! Locking (see the order in `fs/mod.rs`): the volume sits behind the
+//! operation gate, so what only write-back changes (the image, the
+//! superblock) is read freely by operations and changed with `&mut` under
+//! the exclusive gate. What operations change has its own locks: each
+//! group's descriptor (and, by convention, its two bitmaps) behind a
+//! per-group mutex, taken one at a time; the dirty block cache behind a
+//! leaf mutex; the free counts and the write-back reservation as atomics.
+//! The free-block count is *claimed* before a group is scanned, so
+//! concurrent allocators never together dip into the reservation.
+//!
+//! Group descriptors live in memory; a changed group is marked dirty and
+//! its descriptor (with fresh bitmap checksums and its own checksum) is
+//! encoded into the GDT block in the cache at
 //! [`Volume::commit_metadata`]. Bitmaps are read and changed through the
 //! cache like any metadata block. Groups still marked BLOCK_UNINIT or
 //! INODE_UNINIT get their bitmap built (base metadata marked, padding set)
@@ -14,10 +24,12 @@
 //! block from there; a run allocation extends it as far as wanted, so
 //! sequential writes get contiguous extents.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::cache::{BlockCache, BlockKind};
 use super::error::{FsError, FsResult};
+use super::lockorder::{Level, OrdGuard, OrdMappedGuard, OrdMutex};
 use crate::device::Image;
 use crate::format::bitmap;
 use crate::format::features::Features;
@@ -28,22 +40,44 @@ use crate::format::group_desc::{
 };
 use crate::format::superblock::{Superblock, SUPERBLOCK_SIZE};
 
+/// A cached block being modified (holds the cache lock: take no other
+/// lock while it lives).
+pub type BlockMut<'a> = OrdMappedGuard<'a, [u8]>;
+
+/// Where a group's bitmaps and inode table are (fixed by mkfs).
+#[derive(Debug, Clone, Copy)]
+struct GroupLoc {
+    block_bitmap: u64,
+    inode_bitmap: u64,
+    inode_table: u64,
+}
+
+/// A group's changing state: its descriptor, and whether it changed since
+/// the last [`Volume::commit_metadata`].
+pub struct Group {
+    pub desc: GroupDesc,
+    dirty: bool,
+}
+
 /// The mounted volume.
 pub struct Volume {
     pub img: Image,
-    pub cache: BlockCache,
+    cache: OrdMutex<BlockCache>,
     pub sb: Superblock,
     pub geo: Geometry,
     pub feat: Features,
-    pub descs: Vec<GroupDesc>,
-    dirty_groups: BTreeSet<u32>,
+    locs: Vec<GroupLoc>,
+    groups: Vec<OrdMutex<Group>>,
+    /// Free blocks not claimed by an allocation in progress.
+    free_blocks: AtomicU64,
+    free_inodes: AtomicU64,
     /// crc32c seed when metadata_csum is on.
     pub csum_seed: Option<u32>,
     pub read_only: bool,
     /// Blocks promised to the write-back of pending changes (extent trees,
     /// indirect blocks, directory blocks): operations may not allocate
     /// them, so write-back never runs out of space for what was accepted.
-    pub meta_reserve: u64,
+    meta_reserve: AtomicU64,
 }
 
 /// Blocks kept free beyond the reservation for the tree growth a write's
@@ -111,17 +145,34 @@ impl Volume {
         }
         let csum_seed = feat.has_metadata_csum().then_some(seed);
         let cache = BlockCache::new(bs, geo.blocks_count);
+        let locs = descs
+            .iter()
+            .map(|d| GroupLoc {
+                block_bitmap: d.block_bitmap,
+                inode_bitmap: d.inode_bitmap,
+                inode_table: d.inode_table,
+            })
+            .collect();
+        let free_blocks = descs.iter().map(|d| u64::from(d.free_blocks_count)).sum();
+        let free_inodes = descs.iter().map(|d| u64::from(d.free_inodes_count)).sum();
+        let groups = descs
+            .into_iter()
+            .enumerate()
+            .map(|(g, desc)| OrdMutex::new(Level::Group, g as u64, Group { desc, dirty: false }))
+            .collect();
         Ok(Volume {
             img,
-            cache,
+            cache: OrdMutex::new(Level::Cache, 0, cache),
             sb,
             geo,
             feat,
-            descs,
-            dirty_groups: BTreeSet::new(),
+            locs,
+            groups,
+            free_blocks: AtomicU64::new(free_blocks),
+            free_inodes: AtomicU64::new(free_inodes),
             csum_seed,
             read_only,
-            meta_reserve: 0,
+            meta_reserve: AtomicU64::new(0),
         })
     }
 
@@ -129,29 +180,97 @@ impl Volume {
         self.geo.block_size as usize
     }
 
-    /// Current content of a block.
-    pub fn read_block(&self, blk: u64) -> FsResult<&[u8]> {
-        self.cache.read(&self.img, blk)
+    /// A block's bytes in the image mapping (not its pending change).
+    fn image_block(&self, blk: u64) -> FsResult<&[u8]> {
+        if blk >= self.geo.blocks_count {
+            return Err(FsError::corrupt(format!(
+                "block {blk} beyond the end of the file system ({} blocks)",
+                self.geo.blocks_count
+            )));
+        }
+        let bs = self.block_size();
+        let start = usize::try_from(blk)
+            .ok()
+            .and_then(|b| b.checked_mul(bs))
+            .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the image")))?;
+        self.img
+            .bytes()
+            .get(start..start + bs)
+            .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the end of the image")))
+    }
+
+    /// Current content of a block: a copy of its pending change, else the
+    /// image's bytes in place.
+    pub fn read_block(&self, blk: u64) -> FsResult<Cow<'_, [u8]>> {
+        {
+            let cache = self.cache.lock();
+            if let Some(d) = cache.dirty_data(blk) {
+                return Ok(Cow::Owned(d.to_vec()));
+            }
+        }
+        self.image_block(blk).map(Cow::Borrowed)
+    }
+
+    /// Copies `out.len()` bytes of block `blk` from byte `from` into `out`
+    /// (file data: no intermediate copy).
+    pub fn read_into(&self, blk: u64, from: usize, out: &mut [u8]) -> FsResult<()> {
+        let end = from + out.len();
+        {
+            let cache = self.cache.lock();
+            if let Some(d) = cache.dirty_data(blk) {
+                out.copy_from_slice(&d[from..end]);
+                return Ok(());
+            }
+        }
+        out.copy_from_slice(&self.image_block(blk)?[from..end]);
+        Ok(())
+    }
+
+    /// Whether a block has a pending change.
+    pub fn is_dirty(&self, blk: u64) -> bool {
+        self.cache.lock().is_dirty(blk)
+    }
+
+    /// Bytes of pending changes.
+    pub fn dirty_bytes(&self) -> usize {
+        self.cache.lock().dirty_bytes()
     }
 
     /// A block to modify in place (copied from the image on first use).
-    pub fn write_block(&mut self, blk: u64, kind: BlockKind) -> FsResult<&mut [u8]> {
+    pub fn write_block(&self, blk: u64, kind: BlockKind) -> FsResult<BlockMut<'_>> {
         if self.read_only {
             return Err(FsError::rofs());
         }
-        self.cache.write(&self.img, blk, kind)
+        let mut cache = self.cache.lock();
+        cache.write(&self.img, blk, kind)?;
+        Ok(OrdGuard::map(cache, |c| c.block_mut(blk)))
     }
 
     /// A newly allocated block, zero-filled.
-    pub fn new_block(&mut self, blk: u64, kind: BlockKind) -> FsResult<&mut [u8]> {
+    pub fn new_block(&self, blk: u64, kind: BlockKind) -> FsResult<BlockMut<'_>> {
         if self.read_only {
             return Err(FsError::rofs());
         }
-        self.cache.write_new(blk, kind)
+        let mut cache = self.cache.lock();
+        cache.write_new(blk, kind)?;
+        Ok(OrdGuard::map(cache, |c| c.block_mut(blk)))
     }
 
-    fn mark_group(&mut self, g: u32) {
-        self.dirty_groups.insert(g);
+    /// The write-back reservation.
+    pub fn meta_reserve(&self) -> u64 {
+        self.meta_reserve.load(Ordering::Acquire)
+    }
+
+    /// Replaces `old` blocks of the reservation by `new`; returns the new
+    /// total.
+    pub fn adjust_reserve(&self, old: u64, new: u64) -> u64 {
+        let prev = self
+            .meta_reserve
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                Some(r.saturating_sub(old).saturating_add(new))
+            })
+            .unwrap_or(0);
+        prev.saturating_sub(old).saturating_add(new)
     }
 
     /// The bitmap a BLOCK_UNINIT group implicitly has.
@@ -161,7 +280,7 @@ impl Volume {
         bitmap::set_range(&mut bm, 0, geo.base_meta_blocks(g) as usize);
         let first = geo.group_first_block(g);
         let end = first + u64::from(geo.blocks_in_group(g));
-        for d in &self.descs {
+        for d in &self.locs {
             let mut mark = |b: u64, n: u64| {
                 for x in b..b + n {
                     if x >= first && x < end {
@@ -177,68 +296,99 @@ impl Volume {
         bm
     }
 
-    /// The block bitmap of group `g`, ready to modify (initialised first if
-    /// the group was BLOCK_UNINIT).
-    fn block_bitmap_mut(&mut self, g: u32) -> FsResult<&mut [u8]> {
-        let d = &self.descs[g as usize];
-        let loc = d.block_bitmap;
-        if d.has_flag(BG_BLOCK_UNINIT) {
+    /// The block bitmap of group `g` (whose lock the caller holds as
+    /// `grp`), ready to modify (initialised first if the group was
+    /// BLOCK_UNINIT).
+    fn block_bitmap_mut(&self, grp: &mut Group, g: u32) -> FsResult<BlockMut<'_>> {
+        let loc = self.locs[g as usize].block_bitmap;
+        if grp.desc.has_flag(BG_BLOCK_UNINIT) {
             let bm = self.init_block_bitmap(g);
             self.new_block(loc, BlockKind::Meta)?.copy_from_slice(&bm);
-            self.descs[g as usize].flags &= !BG_BLOCK_UNINIT;
-            self.mark_group(g);
+            grp.desc.flags &= !BG_BLOCK_UNINIT;
+            grp.dirty = true;
         }
         self.write_block(loc, BlockKind::Meta)
     }
 
     fn block_in_use(&self, blk: u64) -> FsResult<bool> {
         let g = self.geo.group_of_block(blk);
-        let d = self.descs.get(g as usize).ok_or_else(FsError::inval)?;
+        let grp = self
+            .groups
+            .get(g as usize)
+            .ok_or_else(FsError::inval)?
+            .lock();
         let idx = (blk - self.geo.group_first_block(g)) as usize;
-        if d.has_flag(BG_BLOCK_UNINIT) {
+        if grp.desc.has_flag(BG_BLOCK_UNINIT) {
             return Ok(bitmap::test_bit(&self.init_block_bitmap(g), idx));
         }
-        Ok(bitmap::test_bit(self.read_block(d.block_bitmap)?, idx))
+        Ok(bitmap::test_bit(
+            &self.read_block(self.locs[g as usize].block_bitmap)?,
+            idx,
+        ))
     }
 
-    /// Free blocks in all groups.
+    /// Free blocks in all groups (less those claimed by allocations in
+    /// progress).
     pub fn free_blocks_total(&self) -> u64 {
-        self.descs
-            .iter()
-            .map(|d| u64::from(d.free_blocks_count))
-            .sum()
+        self.free_blocks.load(Ordering::Acquire)
+    }
+
+    /// Takes up to `want` blocks off the free count, keeping `keep` free;
+    /// ENOSPC when none can be had.
+    fn claim_blocks(&self, want: u32, keep: u64) -> FsResult<u32> {
+        let mut claimed = 0u64;
+        self.free_blocks
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                let usable = free.saturating_sub(keep);
+                if usable == 0 {
+                    return None;
+                }
+                claimed = usable.min(u64::from(want));
+                Some(free - claimed)
+            })
+            .map_err(|_| FsError::nospc())?;
+        Ok(claimed as u32)
     }
 
     /// Allocates up to `want` contiguous blocks for file data, first fit from
     /// `goal`, leaving the write-back reservation alone. Returns (first,
     /// count); ENOSPC when nothing is free.
-    pub fn alloc_blocks(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
-        let usable = self
-            .free_blocks_total()
-            .saturating_sub(self.meta_reserve + ALLOC_SLACK);
-        if usable == 0 {
-            return Err(FsError::nospc());
-        }
-        let want = u32::try_from(u64::from(want).min(usable)).unwrap_or(want);
-        self.alloc_blocks_any(goal, want)
-    }
-
-    /// Allocation for write-back: may use the reservation.
-    pub fn alloc_blocks_wb(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
-        self.alloc_blocks_any(goal, want)
-    }
-
-    fn alloc_blocks_any(&mut self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
+    pub fn alloc_blocks(&self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
         if self.read_only {
             return Err(FsError::rofs());
         }
-        let geo = self.geo.clone();
+        let claimed = self.claim_blocks(want, self.meta_reserve() + ALLOC_SLACK)?;
+        self.alloc_claimed(goal, claimed)
+    }
+
+    /// Allocation for write-back: may use the reservation.
+    pub fn alloc_blocks_wb(&self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
+        if self.read_only {
+            return Err(FsError::rofs());
+        }
+        let claimed = self.claim_blocks(want, 0)?;
+        self.alloc_claimed(goal, claimed)
+    }
+
+    /// Allocates up to `claimed` (already taken off the free count) blocks
+    /// and gives back what it did not use.
+    fn alloc_claimed(&self, goal: u64, claimed: u32) -> FsResult<(u64, u32)> {
+        let r = self.alloc_blocks_any(goal, claimed);
+        let used = r.as_ref().map_or(0, |&(_, n)| n);
+        self.free_blocks
+            .fetch_add(u64::from(claimed - used), Ordering::AcqRel);
+        r
+    }
+
+    fn alloc_blocks_any(&self, goal: u64, want: u32) -> FsResult<(u64, u32)> {
+        let geo = &self.geo;
         let goal = goal.clamp(geo.first_data_block, geo.blocks_count - 1);
         let g0 = geo.group_of_block(goal);
         let n = geo.groups_count;
         for step in 0..=n {
             let g = (g0 + step) % n;
-            if self.descs[g as usize].free_blocks_count == 0 {
+            let mut grp = self.groups[g as usize].lock();
+            if grp.desc.free_blocks_count == 0 {
                 continue;
             }
             let first = geo.group_first_block(g);
@@ -248,33 +398,30 @@ impl Volume {
             } else {
                 0
             };
-            let found = {
-                let bm = self.block_bitmap_mut(g)?;
-                bitmap::find_first_clear(bm, start_idx, in_group).or_else(|| {
-                    if step == n {
-                        bitmap::find_first_clear(bm, 0, start_idx)
-                    } else {
-                        None
-                    }
-                })
-            };
+            let mut bm = self.block_bitmap_mut(&mut grp, g)?;
+            let found = bitmap::find_first_clear(&bm, start_idx, in_group).or_else(|| {
+                if step == n {
+                    bitmap::find_first_clear(&bm, 0, start_idx)
+                } else {
+                    None
+                }
+            });
             let Some(idx) = found else { continue };
-            let bm = self.block_bitmap_mut(g)?;
             let mut len = 0usize;
-            while len < want as usize && idx + len < in_group && !bitmap::test_bit(bm, idx + len) {
-                bitmap::set_bit(bm, idx + len);
+            while len < want as usize && idx + len < in_group && !bitmap::test_bit(&bm, idx + len) {
+                bitmap::set_bit(&mut bm, idx + len);
                 len += 1;
             }
-            let d = &mut self.descs[g as usize];
-            d.free_blocks_count = d.free_blocks_count.saturating_sub(len as u32);
-            self.mark_group(g);
+            drop(bm);
+            grp.desc.free_blocks_count = grp.desc.free_blocks_count.saturating_sub(len as u32);
+            grp.dirty = true;
             return Ok((first + idx as u64, len as u32));
         }
         Err(FsError::nospc())
     }
 
     /// Frees `count` blocks from `start` (they must be in use).
-    pub fn free_blocks(&mut self, start: u64, count: u64) -> FsResult<()> {
+    pub fn free_blocks(&self, start: u64, count: u64) -> FsResult<()> {
         let mut b = start;
         let end = start + count;
         while b < end {
@@ -284,24 +431,29 @@ impl Volume {
             let g = self.geo.group_of_block(b);
             let first = self.geo.group_first_block(g);
             let gend = (first + u64::from(self.geo.blocks_in_group(g))).min(end);
+            let mut grp = self.groups[g as usize].lock();
             let mut freed = 0u32;
             {
-                let bm = self.block_bitmap_mut(g)?;
+                let mut bm = self.block_bitmap_mut(&mut grp, g)?;
                 for x in b..gend {
-                    if bitmap::clear_bit(bm, (x - first) as usize) {
+                    if bitmap::clear_bit(&mut bm, (x - first) as usize) {
                         freed += 1;
                     }
                 }
             }
-            for x in b..gend {
-                self.cache.discard(x);
+            {
+                let mut cache = self.cache.lock();
+                for x in b..gend {
+                    cache.discard(x);
+                }
             }
             if freed != (gend - b) as u32 {
                 log::warn!("freeing blocks {b}..{gend}: some were already free");
             }
-            let d = &mut self.descs[g as usize];
-            d.free_blocks_count += freed;
-            self.mark_group(g);
+            grp.desc.free_blocks_count += freed;
+            grp.dirty = true;
+            self.free_blocks
+                .fetch_add(u64::from(freed), Ordering::AcqRel);
             b = gend;
         }
         Ok(())
@@ -314,50 +466,51 @@ impl Volume {
 
     /// Allocates an inode, preferring `goal_group`; directories are spread
     /// to the group with the most free inodes and blocks when `spread`.
-    pub fn alloc_inode(&mut self, goal_group: u32, is_dir: bool, spread: bool) -> FsResult<u32> {
+    pub fn alloc_inode(&self, goal_group: u32, is_dir: bool, spread: bool) -> FsResult<u32> {
         if self.read_only {
             return Err(FsError::rofs());
         }
         let n = self.geo.groups_count;
         let ipg = self.geo.inodes_per_group;
         let start = if spread {
-            let avg_free_blocks = self
-                .descs
-                .iter()
-                .map(|d| u64::from(d.free_blocks_count))
-                .sum::<u64>()
-                / u64::from(n);
-            (0..n)
-                .filter(|&g| u64::from(self.descs[g as usize].free_blocks_count) >= avg_free_blocks)
-                .max_by_key(|&g| {
-                    (
-                        self.descs[g as usize].free_inodes_count,
-                        std::cmp::Reverse(g),
-                    )
-                })
-                .unwrap_or(goal_group)
+            let avg_free_blocks = self.free_blocks_total() / u64::from(n);
+            let mut best: Option<(u32, std::cmp::Reverse<u32>)> = None;
+            for g in 0..n {
+                let grp = self.groups[g as usize].lock();
+                if u64::from(grp.desc.free_blocks_count) >= avg_free_blocks {
+                    let key = (grp.desc.free_inodes_count, std::cmp::Reverse(g));
+                    if best.is_none_or(|b| key > b) {
+                        best = Some(key);
+                    }
+                }
+            }
+            best.map_or(goal_group, |(_, std::cmp::Reverse(g))| g)
         } else {
             goal_group.min(n - 1)
         };
         let first_ino = self.sb.first_ino();
         for step in 0..n {
             let g = (start + step) % n;
-            if self.descs[g as usize].free_inodes_count == 0 {
+            let mut grp = self.groups[g as usize].lock();
+            if grp.desc.free_inodes_count == 0 {
                 continue;
             }
-            let loc = self.descs[g as usize].inode_bitmap;
-            if self.descs[g as usize].has_flag(BG_INODE_UNINIT) {
-                let bm = self.new_block(loc, BlockKind::Meta)?;
-                bitmap::set_padding(bm, ipg as usize);
-                self.descs[g as usize].flags &= !BG_INODE_UNINIT;
+            let loc = self.locs[g as usize].inode_bitmap;
+            if grp.desc.has_flag(BG_INODE_UNINIT) {
+                let mut bm = self.new_block(loc, BlockKind::Meta)?;
+                bitmap::set_padding(&mut bm, ipg as usize);
+                drop(bm);
+                grp.desc.flags &= !BG_INODE_UNINIT;
+                grp.dirty = true;
             }
             let min_idx = if g == 0 { first_ino as usize - 1 } else { 0 };
-            let bm = self.write_block(loc, BlockKind::Meta)?;
-            let Some(idx) = bitmap::find_first_clear(bm, min_idx, ipg as usize) else {
+            let mut bm = self.write_block(loc, BlockKind::Meta)?;
+            let Some(idx) = bitmap::find_first_clear(&bm, min_idx, ipg as usize) else {
                 continue;
             };
-            bitmap::set_bit(bm, idx);
-            let d = &mut self.descs[g as usize];
+            bitmap::set_bit(&mut bm, idx);
+            drop(bm);
+            let d = &mut grp.desc;
             d.free_inodes_count -= 1;
             if is_dir {
                 d.used_dirs_count += 1;
@@ -368,31 +521,36 @@ impl Volume {
                     d.itable_unused = ipg - idx as u32 - 1;
                 }
             }
-            self.mark_group(g);
+            grp.dirty = true;
+            self.free_inodes.fetch_sub(1, Ordering::AcqRel);
             return Ok(g * ipg + idx as u32 + 1);
         }
         Err(FsError::nospc())
     }
 
     /// Frees an inode number.
-    pub fn free_inode(&mut self, ino: u32, is_dir: bool) -> FsResult<()> {
+    pub fn free_inode(&self, ino: u32, is_dir: bool) -> FsResult<()> {
         let (g, idx) = self.geo.inode_location(ino);
         let loc = self
-            .descs
+            .locs
             .get(g as usize)
             .ok_or_else(|| FsError::corrupt(format!("inode {ino} out of range")))?
             .inode_bitmap;
-        let bm = self.write_block(loc, BlockKind::Meta)?;
-        if !bitmap::clear_bit(bm, idx as usize) {
-            log::warn!("freeing inode {ino}: already free");
-            return Ok(());
+        let mut grp = self.groups[g as usize].lock();
+        {
+            let mut bm = self.write_block(loc, BlockKind::Meta)?;
+            if !bitmap::clear_bit(&mut bm, idx as usize) {
+                log::warn!("freeing inode {ino}: already free");
+                return Ok(());
+            }
         }
-        let d = &mut self.descs[g as usize];
+        let d = &mut grp.desc;
         d.free_inodes_count += 1;
         if is_dir {
             d.used_dirs_count = d.used_dirs_count.saturating_sub(1);
         }
-        self.mark_group(g);
+        grp.dirty = true;
+        self.free_inodes.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -400,6 +558,15 @@ impl Volume {
     /// of a file with no blocks yet).
     pub fn inode_group_start(&self, ino: u32) -> u64 {
         self.geo.group_first_block(self.geo.inode_location(ino).0)
+    }
+
+    /// First block of the inode table of `ino`'s group (the goal for its
+    /// xattr block).
+    pub fn inode_table_of(&self, ino: u32) -> u64 {
+        let g = self.geo.inode_location(ino).0 as usize;
+        self.locs
+            .get(g)
+            .map_or(self.geo.first_data_block, |l| l.inode_table)
     }
 
     /// Byte location of inode `ino` in the image: (block, offset in block).
@@ -410,7 +577,7 @@ impl Volume {
         let (g, idx) = self.geo.inode_location(ino);
         let isize = self.geo.inode_size as usize;
         let per_block = self.block_size() / isize;
-        let table = self.descs[g as usize].inode_table;
+        let table = self.locs[g as usize].inode_table;
         Ok((
             table + u64::from(idx) / per_block as u64,
             (idx as usize % per_block) * isize,
@@ -421,7 +588,8 @@ impl Volume {
     /// (an unused slot may then hold garbage).
     pub fn inode_slot_is_uninit(&self, ino: u32) -> bool {
         let (g, idx) = self.geo.inode_location(ino);
-        let d = &self.descs[g as usize];
+        let grp = self.groups[g as usize].lock();
+        let d = &grp.desc;
         d.has_flag(BG_INODE_UNINIT)
             || (self.feat.has_group_csum()
                 && !d.has_flag(BG_INODE_ZEROED)
@@ -429,40 +597,44 @@ impl Volume {
     }
 
     /// Encodes dirty group descriptors (with bitmap checksums) and the
-    /// superblock into their blocks in the cache.
+    /// superblock into their blocks in the cache (write-back: exclusive).
     pub fn commit_metadata(&mut self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
         }
-        let groups: Vec<u32> = std::mem::take(&mut self.dirty_groups).into_iter().collect();
+        let groups: Vec<u32> = (0..self.geo.groups_count)
+            .filter(|&g| {
+                let grp = self.groups[g as usize].get_mut();
+                std::mem::take(&mut grp.dirty)
+            })
+            .collect();
         let ds = self.geo.desc_size as usize;
         let ipg = self.geo.inodes_per_group as usize;
         let cpg = (self.geo.blocks_per_group / 8) as usize;
         let seed = self.sb.csum_seed();
         for g in groups {
+            let mut d = self.groups[g as usize].get_mut().desc.clone();
             if let Some(s) = self.csum_seed {
-                let d = self.descs[g as usize].clone();
                 let bb = if d.has_flag(BG_BLOCK_UNINIT) {
                     bitmap::bitmap_csum(s, &self.init_block_bitmap(g), cpg)
                 } else {
-                    bitmap::bitmap_csum(s, self.read_block(d.block_bitmap)?, cpg)
+                    bitmap::bitmap_csum(s, &self.read_block(d.block_bitmap)?, cpg)
                 };
                 let ib = if d.has_flag(BG_INODE_UNINIT) {
                     0
                 } else {
-                    bitmap::bitmap_csum(s, self.read_block(d.inode_bitmap)?, ipg / 8)
+                    bitmap::bitmap_csum(s, &self.read_block(d.inode_bitmap)?, ipg / 8)
                 };
-                let d = &mut self.descs[g as usize];
                 d.block_bitmap_csum = bitmap::stored_bitmap_csum(bb, ds);
                 d.inode_bitmap_csum = bitmap::stored_bitmap_csum(ib, ds);
+                self.groups[g as usize].get_mut().desc = d.clone();
             }
             let i = g / self.geo.descs_per_block;
             let blk = self.geo.gdt_block_location(i);
             let off = (g % self.geo.descs_per_block) as usize * ds;
-            let d = self.descs[g as usize].clone();
             let feat = self.feat;
             let uuid = self.sb.f.uuid;
-            let block = self.write_block(blk, BlockKind::Meta)?;
+            let mut block = self.write_block(blk, BlockKind::Meta)?;
             let slot = &mut block[off..off + ds];
             d.encode(slot, ds);
             set_group_desc_csum(&feat, seed, &uuid, g, slot);
@@ -476,57 +648,60 @@ impl Volume {
         if self.read_only {
             return Ok(());
         }
-        let free_blocks: u64 = self
-            .descs
-            .iter()
-            .map(|d| u64::from(d.free_blocks_count))
-            .sum();
-        let free_inodes: u64 = self
-            .descs
-            .iter()
-            .map(|d| u64::from(d.free_inodes_count))
-            .sum();
+        let (free_blocks, free_inodes) = self.desc_totals();
         self.sb.set_free_blocks_count(free_blocks);
         self.sb.f.free_inodes_count = u32::try_from(free_inodes).unwrap_or(u32::MAX);
         let (blk, off) = self.geo.superblock_location(0);
         let sb = self.sb.clone();
-        let block = self.write_block(blk, BlockKind::Meta)?;
+        let mut block = self.write_block(blk, BlockKind::Meta)?;
         sb.encode(&mut block[off..off + SUPERBLOCK_SIZE]);
         Ok(())
     }
 
-    /// Writes everything dirty into the image and makes it durable.
-    pub fn sync(&mut self) -> FsResult<()> {
-        self.write_back()?;
-        if !self.read_only {
-            self.img.flush()?;
-        }
-        Ok(())
+    /// Free blocks and inodes summed over the descriptors.
+    fn desc_totals(&mut self) -> (u64, u64) {
+        self.groups.iter_mut().fold((0, 0), |(b, i), grp| {
+            let d = &grp.get_mut().desc;
+            (
+                b + u64::from(d.free_blocks_count),
+                i + u64::from(d.free_inodes_count),
+            )
+        })
     }
 
-    /// Writes everything dirty into the image (not flushed: the host's page
-    /// cache has it, which survives the daemon but not the machine).
+    /// Writes everything dirty into the image and makes it durable
+    /// (write-back: exclusive).
+    pub fn sync(&mut self) -> FsResult<()> {
+        self.write_back()?;
+        self.flush()
+    }
+
+    /// Writes everything dirty into the image (exclusive: the image
+    /// changes).
     pub fn write_back(&mut self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
         }
         self.commit_metadata()?;
-        self.cache.write_back(&mut self.img)?;
+        self.cache.get_mut().write_back(&mut self.img)?;
         Ok(())
     }
 
-    /// Free blocks and inodes from the descriptors (for statfs).
+    /// Makes what was written into the image durable (msync + fdatasync);
+    /// operations may run meanwhile, as they never write the image.
+    pub fn flush(&self) -> FsResult<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.img.flush()?;
+        Ok(())
+    }
+
+    /// Free blocks and inodes (for statfs).
     pub fn free_counts(&self) -> (u64, u64) {
-        let fb = self
-            .descs
-            .iter()
-            .map(|d| u64::from(d.free_blocks_count))
-            .sum();
-        let fi = self
-            .descs
-            .iter()
-            .map(|d| u64::from(d.free_inodes_count))
-            .sum();
-        (fb, fi)
+        (
+            self.free_blocks.load(Ordering::Acquire),
+            self.free_inodes.load(Ordering::Acquire),
+        )
     }
 }
