@@ -18,7 +18,8 @@ use fext::daemon::{options::parse_options, run, Invocation};
 struct Cli {
     /// Mount options: ro, rw, allow_other, default_permissions, noatime,
     /// relatime, dev, nodev, suid, nosuid, fsname=, subtype=, sync, force,
-    /// dirty_background_mb=, dirty_limit_mb=, dirty_expire_ms=, threads=
+    /// dirty_background_mb=, dirty_limit_mb=, dirty_expire_ms=, threads=,
+    /// writeback_cache, stats
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
     /// Stay in the foreground

@@ -1797,6 +1797,79 @@ fn w_permissions(s: &mut Side) {
         0,
         "write by another user clears setuid"
     );
+    // The daemon clears set-user-ID/set-group-ID itself (FUSE
+    // HANDLE_KILLPRIV_V2), with the kernel's rules: a writer with
+    // CAP_FSETID (root here) keeps them; truncation by another user clears
+    // set-user-ID and group-executable set-group-ID; set-group-ID without
+    // group execute survives a write by a member of the file's group only;
+    // chown clears set-user-ID even to the same owner.
+    fs::write(s.p("tmp/suid-root"), b"s").unwrap();
+    fs::set_permissions(s.p("tmp/suid-root"), fs::Permissions::from_mode(0o6775)).unwrap();
+    {
+        use std::io::Write as _;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(s.p("tmp/suid-root"))
+            .unwrap();
+        f.write_all(b"root").unwrap();
+    }
+    assert_eq!(
+        mode_of(&s.p("tmp/suid-root")),
+        0o6775,
+        "write by root keeps setuid"
+    );
+    fs::write(s.p("tmp/suid-trunc"), b"data").unwrap();
+    fs::set_permissions(s.p("tmp/suid-trunc"), fs::Permissions::from_mode(0o6777)).unwrap();
+    let out = as_user(1000, &["truncate", "-s", "1", &p("tmp/suid-trunc")]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        mode_of(&s.p("tmp/suid-trunc")),
+        0o777,
+        "truncate by another user clears setuid and setgid"
+    );
+    for (name, group, after, what) in [
+        (
+            "tmp/sgid-member",
+            1000,
+            0o2766,
+            "survives a write by a group member",
+        ),
+        (
+            "tmp/sgid-outsider",
+            0,
+            0o766,
+            "goes on a write by an outsider",
+        ),
+    ] {
+        fs::write(s.p(name), b"data").unwrap();
+        std::os::unix::fs::chown(s.p(name), Some(0), Some(group)).unwrap();
+        fs::set_permissions(s.p(name), fs::Permissions::from_mode(0o2766)).unwrap();
+        let out = as_user(1000, &["sh", "-c", &format!("echo x >> {}", p(name))]);
+        assert!(out.success(), "{out}");
+        assert_eq!(
+            mode_of(&s.p(name)),
+            after,
+            "setgid without group execute {what}"
+        );
+    }
+    fs::write(s.p("tmp/suid-chown"), b"c").unwrap();
+    fs::set_permissions(s.p("tmp/suid-chown"), fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::chown(s.p("tmp/suid-chown"), Some(0), Some(0)).unwrap();
+    assert_eq!(
+        mode_of(&s.p("tmp/suid-chown")),
+        0o755,
+        "chown to the same owner clears setuid"
+    );
+    // fallocate by another user modifies the file like a write.
+    fs::write(s.p("tmp/suid-falloc"), b"f").unwrap();
+    fs::set_permissions(s.p("tmp/suid-falloc"), fs::Permissions::from_mode(0o6777)).unwrap();
+    let out = as_user(1000, &["fallocate", "-l", "65536", &p("tmp/suid-falloc")]);
+    assert!(out.success(), "{out}");
+    assert_eq!(
+        mode_of(&s.p("tmp/suid-falloc")),
+        0o777,
+        "fallocate by another user clears setuid and setgid"
+    );
     // chmod/chown by a non-owner are refused.
     let out = as_user(1000, &["chmod", "777", &p("public")]);
     assert!(!out.success(), "chmod by non-owner: {out}");

@@ -24,7 +24,7 @@ use std::time::Duration;
 use fuser::{Config, MountOption, Session, SessionUnmounter};
 
 use crate::fs::Fs;
-use crate::fuse::FuseFs;
+use crate::fuse::{AdapterOptions, FuseFs};
 use options::DaemonOptions;
 
 /// What to mount where.
@@ -147,7 +147,14 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
     }
     config.n_threads = Some(o.threads);
     config.clone_fd = o.threads > 1;
-    let adapter = FuseFs::new(fs.clone(), o.ttl, o.writeback_cache);
+    let adapter = FuseFs::new(
+        fs.clone(),
+        &AdapterOptions {
+            ttl: o.ttl,
+            writeback_cache: o.writeback_cache,
+            stats: o.stats,
+        },
+    );
     let mountpoint = abs(&inv.mountpoint);
     // A failed mount leaves the image as it was (marked clean again).
     let cannot = |e: std::io::Error| {

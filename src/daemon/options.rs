@@ -22,6 +22,8 @@ pub struct DaemonOptions {
     pub writeback_cache: bool,
     /// FUSE worker threads.
     pub threads: usize,
+    /// Print the FUSE requests by opcode (count, time) at unmount.
+    pub stats: bool,
 }
 
 impl Default for DaemonOptions {
@@ -35,6 +37,7 @@ impl Default for DaemonOptions {
             ttl: Duration::from_secs(1),
             writeback_cache: false,
             threads: 2,
+            stats: false,
         }
     }
 }
@@ -91,6 +94,7 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             }
             ("writeback_cache", None) => o.writeback_cache = true,
             ("no_writeback_cache", None) => o.writeback_cache = false,
+            ("stats", None) => o.stats = true,
             ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, 64),
             _ => return Err(format!("unknown mount option '{item}'")),
         }

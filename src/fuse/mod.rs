@@ -5,13 +5,17 @@
 //! Inode numbers: FUSE calls the root 1, ext4 calls it 2; inode 1 of ext4
 //! (the bad-blocks inode) is never exposed, so the two map one to one.
 //!
-//! Kernel features requested at init: writeback cache, parallel directory
-//! operations, readdirplus, large requests (1 MiB writes), and attribute and
-//! entry timeouts: the daemon is the only writer of the image, so what the
-//! kernel caches stays true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel
-//! enforces and caches ACLs, and refreshes attributes after an ACL
-//! change) and `FUSE_DONT_MASK` (create modes arrive unmasked with the
-//! umask beside them, for default-ACL inheritance); see `fs::acl`.
+//! Kernel features requested at init ([`negotiate`]): parallel directory
+//! operations, readdirplus, large requests (1 MiB writes), cached symlinks,
+//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache when
+//! asked, and attribute and entry timeouts, negative entries included: the
+//! daemon is the only writer of the image, so what the kernel caches stays
+//! true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel enforces and caches
+//! ACLs, and refreshes attributes after an ACL change) and `FUSE_DONT_MASK`
+//! (create modes arrive unmasked with the umask beside them, for
+//! default-ACL inheritance); see `fs::acl`. Round trips the kernel can skip
+//! are skipped: FLUSH is answered ENOSYS once (nothing to do at close), so
+//! the kernel stops sending it. Requests are counted by opcode ([`stats`]).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -31,12 +35,24 @@ use crate::format::inode::Timestamp;
 use crate::fs::ops_attr::{SetAttr, SetTime};
 use crate::fs::{Attr, Caller, Fs, FsError};
 
+mod killpriv;
+pub mod stats;
+
+use stats::{Op, OpStats};
+
 /// FUSE's root inode number.
 const FUSE_ROOT: u64 = 1;
 /// ext4's root inode number.
 const EXT4_ROOT: u32 = 2;
 /// Largest write the kernel may send.
 pub const MAX_WRITE: u32 = 1 << 20;
+/// Entries asked of the core at a time while filling a readdir reply. A
+/// reply holds what fits the kernel's buffer (4 KiB to 128 KiB: about
+/// 130 to 4,000 plain entries, 25 to 800 with attributes), so asking for
+/// all of a large directory at once built thousands of entries per call
+/// only to drop most of them.
+const READDIR_CHUNK: usize = 256;
+const READDIRPLUS_CHUNK: usize = 64;
 
 fn to_ext(ino: INodeNo) -> u32 {
     if ino.0 == FUSE_ROOT {
@@ -151,6 +167,27 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
+/// The attributes sent with a negative entry: only the node id (0) counts.
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
 fn caller(req: &Request) -> Caller {
     creator(req, 0)
 }
@@ -165,20 +202,100 @@ fn creator(req: &Request, umask: u32) -> Caller {
     }
 }
 
+/// How the adapter answers (from the daemon's mount options).
+#[derive(Debug, Clone)]
+pub struct AdapterOptions {
+    /// Attribute and entry timeout.
+    pub ttl: Duration,
+    /// Ask the kernel for its writeback cache.
+    pub writeback_cache: bool,
+    /// Time every request and print the per-opcode table to stderr at
+    /// unmount (it is always logged at debug level).
+    pub stats: bool,
+}
+
 /// The adapter.
 pub struct FuseFs {
     fs: Arc<Fs>,
     ttl: Duration,
     writeback_cache: bool,
+    print_stats: bool,
+    stats: OpStats,
 }
 
 impl FuseFs {
-    pub fn new(fs: Arc<Fs>, ttl: Duration, writeback_cache: bool) -> Self {
+    pub fn new(fs: Arc<Fs>, o: &AdapterOptions) -> Self {
         FuseFs {
             fs,
-            ttl,
-            writeback_cache,
+            ttl: o.ttl,
+            writeback_cache: o.writeback_cache,
+            print_stats: o.stats,
+            stats: OpStats::new(o.stats),
         }
+    }
+
+    /// Clears set-user-ID and set-group-ID of `ino` as the VFS does before
+    /// a process without CAP_FSETID modifies its data (see [`killpriv`]):
+    /// `unprivileged` when the kernel said so (a write's
+    /// FUSE_WRITE_KILL_SUIDGID), otherwise the process's capabilities are
+    /// read (fallocate and copy_file_range carry no such flag).
+    fn kill_suid_sgid(&self, req: &Request, ino: u32, unprivileged: bool) -> Result<(), FsError> {
+        let a = self.fs.getattr(ino)?;
+        const SUID_SGID: u16 = 0o6000;
+        let regular = a.mode & crate::format::inode::S_IFMT == crate::format::inode::S_IFREG;
+        if a.mode & SUID_SGID == 0 || !regular {
+            return Ok(());
+        }
+        let creds = killpriv::ProcessCreds::of(req.pid());
+        if !unprivileged && creds.cap_fsetid() {
+            return Ok(());
+        }
+        let killed =
+            killpriv::mode_after_kill(u32::from(a.mode), || creds.in_group(req.gid(), a.gid));
+        if let Some(mode) = killed {
+            let ch = SetAttr {
+                mode: Some(mode),
+                ..SetAttr::default()
+            };
+            self.fs.setattr(ino, &ch)?;
+        }
+        Ok(())
+    }
+
+    /// The mode a setattr must also set so that truncation by a process
+    /// without CAP_FSETID, and any chown of a non-directory, clear
+    /// set-user-ID and set-group-ID as the VFS would (see [`killpriv`]).
+    fn mode_with_privileges_killed(
+        &self,
+        req: &Request,
+        ino: u32,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+    ) -> Result<Option<u32>, FsError> {
+        let chown = uid.is_some() || gid.is_some();
+        if mode.is_some() || (size.is_none() && !chown) {
+            return Ok(mode);
+        }
+        let a = self.fs.getattr(ino)?;
+        let is_dir = a.mode & crate::format::inode::S_IFMT == crate::format::inode::S_IFDIR;
+        const SUID_SGID: u16 = 0o6000;
+        if is_dir || a.mode & SUID_SGID == 0 {
+            return Ok(None);
+        }
+        let creds = killpriv::ProcessCreds::of(req.pid());
+        if !chown && creds.cap_fsetid() {
+            return Ok(None);
+        }
+        Ok(killpriv::mode_after_kill(u32::from(a.mode), || {
+            creds.cap_fsetid() || creds.in_group(req.gid(), a.gid)
+        }))
+    }
+
+    /// The requests answered so far, by opcode.
+    pub fn stats(&self) -> &OpStats {
+        &self.stats
     }
 
     fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
@@ -191,6 +308,46 @@ impl FuseFs {
             Err(e) => reply.error(errno(&e)),
         }
     }
+}
+
+/// The kernel features fext asks for at FUSE_INIT (also used by the
+/// no-op file system of bench/floor, so both get the same protocol):
+/// parallel directory operations, readdirplus (the kernel picks it or plain
+/// readdir per call), 1 MiB requests, asynchronous reads, clearing of
+/// set-user-ID/set-group-ID by the daemon (HANDLE_KILLPRIV_V2: saves a
+/// GETXATTR before every write, see [`killpriv`]) and, when asked, the
+/// writeback cache. Returns the flags the kernel granted.
+pub fn negotiate(config: &mut KernelConfig, writeback_cache: bool) -> InitFlags {
+    let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS
+        | InitFlags::FUSE_DO_READDIRPLUS
+        | InitFlags::FUSE_READDIRPLUS_AUTO
+        | InitFlags::FUSE_MAX_PAGES
+        | InitFlags::FUSE_BIG_WRITES
+        | InitFlags::FUSE_ASYNC_READ
+        | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+        | InitFlags::FUSE_CACHE_SYMLINKS
+        | InitFlags::FUSE_POSIX_ACL
+        | InitFlags::FUSE_DONT_MASK;
+    if writeback_cache {
+        wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
+    }
+    let mut granted = InitFlags::empty();
+    for flag in wanted.iter() {
+        match config.add_capabilities(flag) {
+            Ok(()) => granted |= flag,
+            Err(_) => log::debug!("kernel lacks FUSE capability {flag:?}"),
+        }
+    }
+    let max_write = config.set_max_write(MAX_WRITE);
+    let max_readahead = config.set_max_readahead(MAX_WRITE);
+    let _ = config.set_max_background(64);
+    log::debug!(
+        "FUSE init: kernel ABI {:?}, kernel offers {:?}; fext asked for {granted:?}; \
+         max_write {max_write:?}, max_readahead {max_readahead:?} (Ok: set, Err: the kernel's limit)",
+        config.kernel_abi(),
+        config.capabilities(),
+    );
+    granted
 }
 
 fn empty(r: Result<(), FsError>, reply: ReplyEmpty) {
@@ -206,25 +363,7 @@ fn name_bytes(name: &OsStr) -> &[u8] {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_BIG_WRITES
-            | InitFlags::FUSE_ASYNC_READ
-            | InitFlags::FUSE_POSIX_ACL
-            | InitFlags::FUSE_DONT_MASK;
-        if self.writeback_cache && !self.fs.is_read_only() {
-            wanted |= InitFlags::FUSE_WRITEBACK_CACHE;
-        }
-        for flag in wanted.iter() {
-            if config.add_capabilities(flag).is_err() {
-                log::debug!("kernel lacks FUSE capability {flag:?}");
-            }
-        }
-        let _ = config.set_max_write(MAX_WRITE);
-        let _ = config.set_max_readahead(MAX_WRITE);
-        let _ = config.set_max_background(64);
+        negotiate(config, self.writeback_cache && !self.fs.is_read_only());
         Ok(())
     }
 
@@ -232,17 +371,46 @@ impl Filesystem for FuseFs {
         if let Err(e) = self.fs.unmount() {
             log::error!("final write-back failed: {e}");
         }
+        let table = self.stats.table();
+        log::debug!("{table}");
+        if self.print_stats {
+            eprint!("fext: {table}");
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        let _counted = self.stats.count(Op::Releasedir);
+        reply.ok();
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.fs.lookup(to_ext(parent), name_bytes(name)), reply);
+        let _counted = self.stats.count(Op::Lookup);
+        match self.fs.lookup(to_ext(parent), name_bytes(name)) {
+            // A negative entry (node id 0) that the kernel may cache for the
+            // entry timeout, like a positive one: `open(O_CREAT)` or `stat`
+            // of the same missing name then costs no second LOOKUP. Safe
+            // because every change of the tree goes through this mount.
+            Err(e) if e.errno == libc::ENOENT => {
+                reply.entry(&self.ttl, &negative_attr(), Generation(0))
+            }
+            r => self.entry(r, reply),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _counted = self.stats.count(Op::Forget);
         self.fs.forget(to_ext(ino), nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _counted = self.stats.count(Op::Getattr);
         match self.fs.getattr(to_ext(ino)) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
@@ -251,7 +419,7 @@ impl Filesystem for FuseFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -267,11 +435,20 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _counted = self.stats.count(Op::Setattr);
         let conv = |t: Option<TimeOrNow>| {
             t.map(|t| match t {
                 TimeOrNow::Now => SetTime::Now,
                 TimeOrNow::SpecificTime(s) => SetTime::At(timestamp_from_kernel(s)),
             })
+        };
+        let ino = to_ext(ino);
+        let mode = match self.mode_with_privileges_killed(req, ino, mode, uid, gid, size) {
+            Ok(m) => m,
+            Err(e) => {
+                reply.error(errno(&e));
+                return;
+            }
         };
         let ch = SetAttr {
             mode,
@@ -282,13 +459,14 @@ impl Filesystem for FuseFs {
             mtime: conv(mtime),
             ctime: ctime.map(timestamp_from_kernel),
         };
-        match self.fs.setattr(to_ext(ino), &ch) {
+        match self.fs.setattr(ino, &ch) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _counted = self.stats.count(Op::Readlink);
         match self.fs.readlink(to_ext(ino)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
@@ -305,6 +483,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _counted = self.stats.count(Op::Mknod);
         let r = self.fs.create(
             to_ext(parent),
             name_bytes(name),
@@ -324,6 +503,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _counted = self.stats.count(Op::Mkdir);
         let mode = (mode as u16 & 0o7777) | crate::format::inode::S_IFDIR;
         let r = self.fs.create(
             to_ext(parent),
@@ -336,10 +516,12 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _counted = self.stats.count(Op::Unlink);
         empty(self.fs.unlink(to_ext(parent), name_bytes(name)), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _counted = self.stats.count(Op::Rmdir);
         empty(self.fs.rmdir(to_ext(parent), name_bytes(name)), reply);
     }
 
@@ -351,6 +533,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _counted = self.stats.count(Op::Symlink);
         let r = self.fs.symlink(
             to_ext(parent),
             name_bytes(link_name),
@@ -370,6 +553,7 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Rename);
         let r = self.fs.rename(
             to_ext(parent),
             name_bytes(name),
@@ -388,6 +572,7 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _counted = self.stats.count(Op::Link);
         self.entry(
             self.fs
                 .link(to_ext(ino), to_ext(newparent), name_bytes(newname)),
@@ -396,6 +581,7 @@ impl Filesystem for FuseFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _counted = self.stats.count(Op::Open);
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.fs.open(to_ext(ino), writable) {
             Ok(()) => reply.opened(handle(writable), FopenFlags::FOPEN_KEEP_CACHE),
@@ -414,6 +600,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _counted = self.stats.count(Op::Read);
         let mut reply = Some(reply);
         let r = self.fs.read_with(to_ext(ino), offset, size, |d| {
             if let Some(r) = reply.take() {
@@ -427,16 +614,23 @@ impl Filesystem for FuseFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _counted = self.stats.count(Op::Write);
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            if let Err(e) = self.kill_suid_sgid(req, to_ext(ino), true) {
+                reply.error(errno(&e));
+                return;
+            }
+        }
         match self.fs.write(to_ext(ino), offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(&e)),
@@ -451,7 +645,13 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        let _counted = self.stats.count(Op::Flush);
+        // Nothing to do at close: data is the core's as soon as WRITE
+        // returns, and write-back errors are reported by fsync (the kernel
+        // still reports its own writeback-cache errors at close, before it
+        // would send FLUSH). ENOSYS makes the kernel stop sending FLUSH,
+        // one synchronous round trip less per close().
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -464,6 +664,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Release);
         empty(self.fs.release(to_ext(ino), fh == WRITER_HANDLE), reply);
     }
 
@@ -475,10 +676,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Fsync);
         empty(self.fs.fsync(to_ext(ino)), reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _counted = self.stats.count(Op::Opendir);
         match self.fs.getattr(to_ext(ino)) {
             Ok(a) if a.mode & crate::format::inode::S_IFMT == crate::format::inode::S_IFDIR => {
                 reply.opened(
@@ -499,22 +702,34 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.fs.readdir(to_ext(ino), offset, 4096) {
-            Ok(entries) => {
-                for e in entries {
-                    if reply.add(
-                        to_fuse(e.ino),
-                        e.offset,
-                        dirent_kind(e.file_type),
-                        OsStr::from_bytes(&e.name),
-                    ) {
-                        break;
-                    }
+        let _counted = self.stats.count(Op::Readdir);
+        let dir = to_ext(ino);
+        let mut next = offset;
+        let mut sent = 0usize;
+        loop {
+            let entries = match self.fs.readdir(dir, next, READDIR_CHUNK) {
+                Ok(entries) => entries,
+                Err(e) if sent == 0 => return reply.error(errno(&e)),
+                Err(_) => break,
+            };
+            let got = entries.len();
+            for e in entries {
+                if reply.add(
+                    to_fuse(e.ino),
+                    e.offset,
+                    dirent_kind(e.file_type),
+                    OsStr::from_bytes(&e.name),
+                ) {
+                    return reply.ok();
                 }
-                reply.ok();
+                next = e.offset;
+                sent += 1;
             }
-            Err(e) => reply.error(errno(&e)),
+            if got < READDIR_CHUNK {
+                break;
+            }
         }
+        reply.ok();
     }
 
     fn readdirplus(
@@ -525,37 +740,48 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _counted = self.stats.count(Op::Readdirplus);
         let dir = to_ext(ino);
-        match self.fs.readdir(dir, offset, 4096) {
-            Ok(entries) => {
-                for e in entries {
-                    let dots = e.name == b"." || e.name == b"..";
-                    let attr = if dots {
-                        self.fs.getattr(e.ino)
-                    } else {
-                        self.fs.lookup(dir, &e.name)
-                    };
-                    let Ok(a) = attr else { continue };
-                    let full = reply.add(
-                        to_fuse(e.ino),
-                        e.offset,
-                        OsStr::from_bytes(&e.name),
-                        &self.ttl,
-                        &file_attr(&a),
-                        Generation(u64::from(a.generation)),
-                    );
-                    if full {
-                        if !dots {
-                            // Not sent: the kernel will not count it.
-                            self.fs.forget(e.ino, 1);
-                        }
-                        break;
+        let mut next = offset;
+        let mut sent = 0usize;
+        loop {
+            let entries = match self.fs.readdir(dir, next, READDIRPLUS_CHUNK) {
+                Ok(entries) => entries,
+                Err(e) if sent == 0 => return reply.error(errno(&e)),
+                Err(_) => break,
+            };
+            let got = entries.len();
+            for e in entries {
+                next = e.offset;
+                let dots = e.name == b"." || e.name == b"..";
+                let attr = if dots {
+                    self.fs.getattr(e.ino)
+                } else {
+                    self.fs.lookup(dir, &e.name)
+                };
+                let Ok(a) = attr else { continue };
+                let full = reply.add(
+                    to_fuse(e.ino),
+                    e.offset,
+                    OsStr::from_bytes(&e.name),
+                    &self.ttl,
+                    &file_attr(&a),
+                    Generation(u64::from(a.generation)),
+                );
+                if full {
+                    if !dots {
+                        // Not sent: the kernel will not count it.
+                        self.fs.forget(e.ino, 1);
                     }
+                    return reply.ok();
                 }
-                reply.ok();
+                sent += 1;
             }
-            Err(e) => reply.error(errno(&e)),
+            if got < READDIRPLUS_CHUNK {
+                break;
+            }
         }
+        reply.ok();
     }
 
     fn fsyncdir(
@@ -566,10 +792,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Fsyncdir);
         empty(self.fs.fsync(to_ext(ino)), reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _counted = self.stats.count(Op::Statfs);
         let s = self.fs.statfs();
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
@@ -586,6 +814,7 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Setxattr);
         empty(
             self.fs
                 .setxattr(to_ext(ino), name_bytes(name), value, flags as u32),
@@ -594,6 +823,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _counted = self.stats.count(Op::Getxattr);
         match self.fs.getxattr(to_ext(ino), name_bytes(name)) {
             Ok(v) => xattr_reply(&v, size, reply),
             Err(e) => reply.error(errno(&e)),
@@ -601,6 +831,7 @@ impl Filesystem for FuseFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _counted = self.stats.count(Op::Listxattr);
         match self.fs.listxattr(to_ext(ino)) {
             Ok(v) => xattr_reply(&v, size, reply),
             Err(e) => reply.error(errno(&e)),
@@ -608,10 +839,12 @@ impl Filesystem for FuseFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _counted = self.stats.count(Op::Removexattr);
         empty(self.fs.removexattr(to_ext(ino), name_bytes(name)), reply);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let _counted = self.stats.count(Op::Access);
         empty(
             self.fs.access(to_ext(ino), mask.bits() as u32, caller(req)),
             reply,
@@ -628,6 +861,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let _counted = self.stats.count(Op::Create);
         let mode = if mode as u16 & crate::format::inode::S_IFMT == 0 {
             mode as u16 | crate::format::inode::S_IFREG
         } else {
@@ -656,7 +890,7 @@ impl Filesystem for FuseFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -664,6 +898,10 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _counted = self.stats.count(Op::Fallocate);
+        if let Err(e) = self.kill_suid_sgid(req, to_ext(ino), false) {
+            return reply.error(errno(&e));
+        }
         empty(
             self.fs.fallocate(to_ext(ino), offset, length, mode as u32),
             reply,
@@ -679,6 +917,7 @@ impl Filesystem for FuseFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _counted = self.stats.count(Op::Lseek);
         let Ok(off) = u64::try_from(offset) else {
             reply.error(Errno::EINVAL);
             return;
@@ -699,7 +938,7 @@ impl Filesystem for FuseFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         ino_in: INodeNo,
         _fh_in: FileHandle,
         offset_in: u64,
@@ -710,6 +949,10 @@ impl Filesystem for FuseFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _counted = self.stats.count(Op::CopyFileRange);
+        if let Err(e) = self.kill_suid_sgid(req, to_ext(ino_out), false) {
+            return reply.error(errno(&e));
+        }
         let len = len.min(u64::from(u32::MAX));
         match self
             .fs
