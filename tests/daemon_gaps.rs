@@ -166,6 +166,23 @@ impl Drop for LazyUnmountGuard<'_> {
     }
 }
 
+/// A fresh 4 KiB ext4 image of `size` bytes at `img`, mounted at `mp` the
+/// way mount(8) runs a helper: `fext IMAGE DIR -o OPTS`, which daemonizes
+/// once the mount is ready. The guard lazily unmounts whatever is left.
+fn daemonized_mount<'a>(img: &Path, size: u64, mp: &'a Path, opts: &str) -> LazyUnmountGuard<'a> {
+    make_fext_image(img, size, "ext4", Some(4096), "");
+    fs::create_dir(mp).unwrap();
+    let guard = LazyUnmountGuard(mp);
+    Cmd::new(fext_bin())
+        .arg(img)
+        .arg(mp)
+        .arg("-o")
+        .arg(opts)
+        .timeout(std::time::Duration::from_secs(60))
+        .run_ok();
+    guard
+}
+
 /// The way mount(8) runs a helper: `fext IMAGE DIR -o OPTS` daemonizes
 /// once the mount is ready; `fusermount3 -u` ends that daemon, which
 /// writes back and releases the image (its lock) with the file system
@@ -176,18 +193,8 @@ fn daemonized_mount_shows_its_type_and_ends_on_fusermount_u() {
         return;
     }
     let dir = TempDir::new("mount-helper");
-    let img = dir.join("img");
-    make_fext_image(&img, 32 << 20, "ext4", Some(4096), "");
-    let mp = dir.join("mnt");
-    fs::create_dir(&mp).unwrap();
-    let _guard = LazyUnmountGuard(&mp);
-    Cmd::new(fext_bin())
-        .arg(&img)
-        .arg(&mp)
-        .arg("-o")
-        .arg("rw,nosuid,nodev")
-        .timeout(std::time::Duration::from_secs(60))
-        .run_ok();
+    let (img, mp) = (dir.join("img"), dir.join("mnt"));
+    let _guard = daemonized_mount(&img, 32 << 20, &mp, "rw,nosuid,nodev");
     let (fstype, _) = mount_entry(&fs::canonicalize(&mp).unwrap()).expect("mounted");
     assert_eq!(fstype, "fuse.fext");
     fs::write(mp.join("f"), b"written through the helper mount").unwrap();
@@ -345,19 +352,14 @@ fn umount_helper_returns_after_the_final_write_back() {
         return;
     }
     let dir = TempDir::new("umount-helper");
-    let img = dir.join("img");
-    make_fext_image(&img, 256 << 20, "ext4", Some(4096), "");
-    let mp = dir.join("mnt");
-    fs::create_dir(&mp).unwrap();
-    let _guard = LazyUnmountGuard(&mp);
+    let (img, mp) = (dir.join("img"), dir.join("mnt"));
     // Nothing is written back by age or size before the unmount.
-    Cmd::new(fext_bin())
-        .arg(&img)
-        .arg(&mp)
-        .arg("-o")
-        .arg("dirty_expire_ms=3600000,dirty_background_mb=1024,dirty_limit_mb=1024")
-        .timeout(std::time::Duration::from_secs(60))
-        .run_ok();
+    let _guard = daemonized_mount(
+        &img,
+        256 << 20,
+        &mp,
+        "dirty_expire_ms=3600000,dirty_background_mb=1024,dirty_limit_mb=1024",
+    );
     for i in 0..48 {
         fs::write(mp.join(format!("big{i}")), vec![i as u8; 2 << 20]).unwrap();
     }

@@ -6,6 +6,7 @@ use super::inode::InodeState;
 use super::lockorder::Slot;
 use super::volume::Volume;
 use super::{now, Attr, Caller, Fs, StatFs, State};
+use crate::format::bytes::get_u32;
 use crate::format::inode::{Timestamp, S_IFMT};
 
 /// A time to set: a given value or "now" (UTIME_NOW).
@@ -202,10 +203,7 @@ fn awaiting_forget_counts(vol: &Volume, slots: &[(u32, Slot<InodeState>)]) -> (u
             let shared = vol
                 .read_block(st.inode.file_acl)
                 .ok()
-                .and_then(|b| {
-                    b.get(4..8)
-                        .map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]))
-                })
+                .and_then(|b| get_u32(&b, 4)) // h_refcount
                 .is_some_and(|refcount| refcount > 1);
             if shared {
                 held = held.saturating_sub(1);
