@@ -307,6 +307,74 @@ fn image_shrinking_under_the_daemon_is_eio_not_a_crash() {
     );
 }
 
+/// The same for metadata: a directory whose second block lies past the new
+/// end of the image. Listing it fails with EIO (an I/O error, not
+/// EUCLEAN: the zeros the fault leaves must not be taken for a corrupt
+/// directory), and succeeds again once the image has its size back.
+#[test]
+fn directory_block_past_a_shrunk_image_is_eio() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("sigbus-dir");
+    let img = dir.join("img");
+    let size = 64u64 << 20;
+    make_fext_image(&img, size, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, "");
+    fs::create_dir(m.join("d")).unwrap();
+    fs::write(m.join("d/first"), b"1").unwrap();
+    fs::write(m.join("victim"), pattern(24 << 20, 3)).unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("{i:0>60}")).collect();
+    for n in &names {
+        fs::write(m.join("d").join(n), b"").unwrap();
+    }
+    m.unmount();
+    let victim_start = *blocks_of(&img, "/victim").iter().min().unwrap();
+    let dir_last = *blocks_of(&img, "/d").iter().max().unwrap();
+    assert!(
+        dir_last > victim_start + 256,
+        "a block of d must lie after the victim's first MiB"
+    );
+    let cut = victim_start * 4096 + (1 << 20);
+
+    let mut m = FextMount::new(&img, "");
+    let shorten = |len: u64| {
+        OpenOptions::new()
+            .write(true)
+            .open(&img)
+            .unwrap()
+            .set_len(len)
+            .unwrap()
+    };
+    shorten(cut);
+    let listing = fs::read_dir(m.join("d")).and_then(|it| it.collect::<Result<Vec<_>, _>>());
+    assert_eq!(
+        listing.map(|v| v.len()).map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EIO)),
+        "listing a directory whose block lies past the end of the image"
+    );
+    assert!(m.is_alive(), "the daemon died:\n{}", m.log());
+    // The rest still serves: the root and the victim's first MiB.
+    assert_eq!(fs::read_dir(m.path()).unwrap().count(), 3); // lost+found too
+    let mut head = vec![0u8; 4096];
+    File::open(m.join("victim"))
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    assert_eq!(head, pattern(4096, 3));
+    // With its size back the cut blocks read as zeros, which a directory
+    // block must not be: the listing now fails as corrupt, and the daemon
+    // stays up.
+    shorten(size);
+    let again = fs::read_dir(m.join("d")).and_then(|it| it.collect::<Result<Vec<_>, _>>());
+    assert_eq!(
+        again.map(|v| v.len()).map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EUCLEAN))
+    );
+    assert!(m.is_alive(), "the daemon died:\n{}", m.log());
+    m.unmount();
+}
+
 /// Mounts `img` again and reads back the file written after the fault.
 fn remount_reads_back_new_file(img: &Path) -> bool {
     let m = FextMount::new(img, "");

@@ -155,6 +155,7 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
             stats: o.stats,
         },
     );
+    let notify = adapter.kernel_notify();
     let mountpoint = abs(&inv.mountpoint);
     // A failed mount leaves the image as it was (marked clean again).
     let cannot = |e: std::io::Error| {
@@ -189,6 +190,7 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
             (s, u)
         }
     };
+    notify.connect(session.notifier());
     let direct_mountpoint = match &unmounter {
         Unmounter::Direct(mp) => Some(mp.clone()),
         Unmounter::Fuser(_) => None,

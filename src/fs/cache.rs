@@ -81,18 +81,7 @@ impl BlockCache {
     }
 
     fn image_slice<'a>(&self, img: &'a Image, blk: u64) -> FsResult<&'a [u8]> {
-        self.check(blk)?;
-        let start = blk as usize * self.block_size;
-        if start + self.block_size > img.bytes().len() {
-            return Err(FsError::corrupt(format!(
-                "block {blk} beyond the end of the image"
-            )));
-        }
-        // A fault (image shrunk, device error) is this operation's EIO.
-        img.checked(start, self.block_size).map_err(|e| {
-            log::error!("block {blk}: {e}");
-            FsError::new(libc::EIO, format!("block {blk}: {e}"))
-        })
+        image_block(img, blk, self.block_size, self.blocks_count)
     }
 
     /// The current content of a block: the dirty copy, else the image's.
@@ -253,4 +242,25 @@ impl BlockCache {
         }
         Ok(())
     }
+}
+
+/// Block `blk` of a file system of `blocks_count` blocks of `block_size`
+/// bytes, in the image mapping, made readable first: a block number past
+/// the end is corruption (EUCLEAN), a fault of the mapping (the image
+/// shrank, the device failed) this operation's EIO.
+pub fn image_block(img: &Image, blk: u64, block_size: usize, blocks_count: u64) -> FsResult<&[u8]> {
+    if blk >= blocks_count {
+        return Err(FsError::corrupt(format!(
+            "block {blk} beyond the end of the file system ({blocks_count} blocks)"
+        )));
+    }
+    let start = usize::try_from(blk)
+        .ok()
+        .and_then(|b| b.checked_mul(block_size))
+        .filter(|&s| s.saturating_add(block_size) <= img.bytes().len())
+        .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the end of the image")))?;
+    img.checked(start, block_size).map_err(|e| {
+        log::error!("block {blk}: {e}");
+        FsError::new(libc::EIO, format!("block {blk}: {e}"))
+    })
 }

@@ -232,11 +232,13 @@ impl FileMap {
             .map_or(0, |(&s, r)| u64::from(s) + u64::from(r.len))
     }
 
-    /// A goal for allocating logical block `lblk`: right after the nearest
-    /// mapped block before it.
+    /// A goal for allocating logical block `lblk`: where it would lie if the
+    /// nearest mapped run before it went on contiguously. Writes that
+    /// arrive out of order (the kernel's writeback sends pages from several
+    /// threads) then still fill one contiguous stretch.
     pub fn goal_for(&self, lblk: u32) -> Option<u64> {
         let (&s, r) = self.runs.range(..=lblk).next_back()?;
-        Some(r.phys + u64::from(lblk.saturating_sub(s)).min(u64::from(r.len)))
+        Some(r.phys + u64::from(lblk.saturating_sub(s)))
     }
 }
 

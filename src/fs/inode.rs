@@ -6,6 +6,8 @@
 //! built), then the xattrs (in-inode area and xattr block), then the inode
 //! itself into its inode-table block, with its checksum.
 
+use std::time::Instant;
+
 use super::cache::BlockKind;
 use super::dirstate::DirState;
 use super::error::{FsError, FsResult};
@@ -51,6 +53,9 @@ pub struct InodeState {
     /// Freed or evicted while another thread waited for its lock: that
     /// thread must look the inode up in the table again.
     pub evicted: bool,
+    /// When a name of this file was last removed while other names remain
+    /// (see `Attr::link_dropped`).
+    pub link_dropped: Option<Instant>,
 }
 
 impl InodeState {
@@ -108,6 +113,7 @@ pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
         orphan: false,
         meta_estimate: 0,
         evicted: false,
+        link_dropped: None,
     })
 }
 

@@ -96,6 +96,10 @@ pub struct Attr {
     pub rdev: u32,
     pub blksize: u32,
     pub generation: u32,
+    /// When a name of this file was last removed while other names remain:
+    /// the kernel's FUSE client may count that removal twice for a while
+    /// (see `fuse::link_count`).
+    pub link_dropped: Option<Instant>,
 }
 
 /// The caller of an operation.
@@ -723,6 +727,7 @@ impl State<'_> {
             rdev: (major << 8) | (minor & 0xff) | ((minor & !0xff) << 12),
             blksize: bs,
             generation: i.generation,
+            link_dropped: st.link_dropped,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! hole, zero range), SEEK_DATA/SEEK_HOLE, copy_file_range, open/release
 //! and fsync.
 //!
-//! Writes allocate blocks at once (goal: right after the file's previous
-//! block, so sequential writes come out contiguous) and land in the dirty
+//! Writes allocate blocks at once (goal: where the file's nearest earlier
+//! run would continue, so sequential writes come out contiguous even when
+//! the kernel's writeback sends them out of order) and land in the dirty
 //! block cache; reads take dirty blocks from the cache and everything else
 //! from the image mapping. Unwritten (fallocated) blocks read as zeros
 //! until written.
@@ -578,28 +579,16 @@ impl Fs {
         self.sync_if_requested()
     }
 
-    /// SEEK_DATA/SEEK_HOLE. `kernel_may_cache_writes`: with FUSE's
-    /// writeback cache, data written through an fd still open for writing
-    /// may sit in the kernel's page cache, unseen here; such a file is then
-    /// answered as all data (never calling data a hole).
-    pub fn lseek(
-        &self,
-        ino: u32,
-        off: u64,
-        whence: u32,
-        kernel_may_cache_writes: bool,
-    ) -> FsResult<u64> {
-        self.op(&[ino], |st| {
-            let s = st.get(ino)?;
-            if kernel_may_cache_writes && s.writers > 0 {
-                let size = s.inode.size;
-                if off >= size {
-                    return Err(FsError::nxio());
-                }
-                return Ok(if whence == SEEK_DATA { off } else { size });
-            }
-            st.seek_data_hole(ino, off, whence)
-        })
+    /// Whether `ino` has handles open for writing (with FUSE's writeback
+    /// cache, the kernel may then hold written data not yet sent here).
+    pub fn has_writers(&self, ino: u32) -> FsResult<bool> {
+        self.op(&[ino], |st| Ok(st.get(ino)?.writers > 0))
+    }
+
+    /// SEEK_DATA/SEEK_HOLE, from what the daemon has (with FUSE's writeback
+    /// cache the adapter first has the kernel send its unwritten pages).
+    pub fn lseek(&self, ino: u32, off: u64, whence: u32) -> FsResult<u64> {
+        self.op(&[ino], |st| st.seek_data_hole(ino, off, whence))
     }
 
     /// copy_file_range: a read and a write inside the daemon.

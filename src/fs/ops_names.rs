@@ -4,6 +4,8 @@
 //! life cycle of inodes whose last name is gone (the orphan list) and their
 //! final release.
 
+use std::time::Instant;
+
 use super::dirstate::DirState;
 use super::error::{FsError, FsResult};
 use super::inode::{is_fast_symlink, InodeState};
@@ -205,6 +207,7 @@ impl State<'_> {
             orphan: false,
             meta_estimate: 0,
             evicted: false,
+            link_dropped: None,
         };
         if let Some(target) = symlink_target {
             st.inode.size = target.len() as u64;
@@ -356,6 +359,8 @@ impl State<'_> {
         if st.inode.links_count == 0 {
             st.orphan = true;
             self.maybe_release(ino)?;
+        } else {
+            st.link_dropped = Some(Instant::now());
         }
         Ok(())
     }

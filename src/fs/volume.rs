@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::cache::{BlockCache, BlockKind};
+use super::cache::{self, BlockCache, BlockKind};
 use super::error::{FsError, FsResult};
 use super::lockorder::{Level, OrdGuard, OrdMappedGuard, OrdMutex};
 use crate::device::Image;
@@ -182,21 +182,7 @@ impl Volume {
 
     /// A block's bytes in the image mapping (not its pending change).
     fn image_block(&self, blk: u64) -> FsResult<&[u8]> {
-        if blk >= self.geo.blocks_count {
-            return Err(FsError::corrupt(format!(
-                "block {blk} beyond the end of the file system ({} blocks)",
-                self.geo.blocks_count
-            )));
-        }
-        let bs = self.block_size();
-        let start = usize::try_from(blk)
-            .ok()
-            .and_then(|b| b.checked_mul(bs))
-            .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the image")))?;
-        self.img
-            .bytes()
-            .get(start..start + bs)
-            .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the end of the image")))
+        cache::image_block(&self.img, blk, self.block_size(), self.geo.blocks_count)
     }
 
     /// Current content of a block: a copy of its pending change, else the

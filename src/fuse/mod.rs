@@ -7,8 +7,10 @@
 //!
 //! Kernel features requested at init ([`negotiate`]): parallel directory
 //! operations, readdirplus, large requests (1 MiB writes), cached symlinks,
-//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache when
-//! asked, and attribute and entry timeouts, negative entries included: the
+//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache
+//! (unless turned off; SEEK_DATA/SEEK_HOLE on a file open for writing first
+//! has the kernel write back its pages, see [`notify`]), and attribute and
+//! entry timeouts, negative entries included: the
 //! daemon is the only writer of the image, so what the kernel caches stays
 //! true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel enforces and caches
 //! ACLs, and refreshes attributes after an ACL change) and `FUSE_DONT_MASK`
@@ -16,6 +18,9 @@
 //! default-ACL inheritance); see `fs::acl`. Round trips the kernel can skip
 //! are skipped: FLUSH is answered ENOSYS once (nothing to do at close), so
 //! the kernel stops sending it. Requests are counted by opcode ([`stats`]).
+//! Replies with the attributes of a file that just lost one of its names
+//! guard the kernel's link count against a race in its FUSE client
+//! ([`link_count`]).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -36,8 +41,11 @@ use crate::fs::ops_attr::{SetAttr, SetTime};
 use crate::fs::{Attr, Caller, Fs, FsError};
 
 mod killpriv;
+pub mod link_count;
+pub mod notify;
 pub mod stats;
 
+use notify::KernelNotify;
 use stats::{Op, OpStats};
 
 /// FUSE's root inode number.
@@ -221,6 +229,7 @@ pub struct FuseFs {
     writeback_cache: bool,
     print_stats: bool,
     stats: OpStats,
+    notify: Arc<KernelNotify>,
 }
 
 impl FuseFs {
@@ -231,7 +240,14 @@ impl FuseFs {
             writeback_cache: o.writeback_cache,
             print_stats: o.stats,
             stats: OpStats::new(o.stats),
+            notify: Arc::default(),
         }
+    }
+
+    /// Where the adapter's notifications go ([`notify`]); the daemon
+    /// connects it to the session once that exists.
+    pub fn kernel_notify(&self) -> Arc<KernelNotify> {
+        self.notify.clone()
     }
 
     /// Clears set-user-ID and set-group-ID of `ino` as the VFS does before
@@ -300,11 +316,14 @@ impl FuseFs {
 
     fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
         match r {
-            Ok(a) => reply.entry(
-                &self.ttl,
-                &file_attr(&a),
-                Generation(u64::from(a.generation)),
-            ),
+            Ok(a) => {
+                link_count::guard_reply(&self.notify, &a, to_fuse(a.ino));
+                reply.entry(
+                    &self.ttl,
+                    &file_attr(&a),
+                    Generation(u64::from(a.generation)),
+                )
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -412,7 +431,10 @@ impl Filesystem for FuseFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _counted = self.stats.count(Op::Getattr);
         match self.fs.getattr(to_ext(ino)) {
-            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
+            Ok(a) => {
+                link_count::guard_reply(&self.notify, &a, ino);
+                reply.attr(&self.ttl, &file_attr(&a))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -760,6 +782,7 @@ impl Filesystem for FuseFs {
                     self.fs.lookup(dir, &e.name)
                 };
                 let Ok(a) = attr else { continue };
+                link_count::guard_reply(&self.notify, &a, to_fuse(a.ino));
                 let full = reply.add(
                     to_fuse(e.ino),
                     e.offset,
@@ -922,18 +945,34 @@ impl Filesystem for FuseFs {
             reply.error(Errno::EINVAL);
             return;
         };
-        match whence {
-            libc::SEEK_DATA | libc::SEEK_HOLE => {
-                match self
-                    .fs
-                    .lseek(to_ext(ino), off, whence as u32, self.writeback_cache)
-                {
-                    Ok(o) => reply.offset(o as i64),
-                    Err(e) => reply.error(errno(&e)),
-                }
-            }
-            _ => reply.error(Errno::EINVAL),
+        if whence != libc::SEEK_DATA && whence != libc::SEEK_HOLE {
+            reply.error(Errno::EINVAL);
+            return;
         }
+        let ext = to_ext(ino);
+        let answer = move |fs: &Fs, reply: ReplyLseek| match fs.lseek(ext, off, whence as u32) {
+            Ok(o) => reply.offset(o as i64),
+            Err(e) => reply.error(errno(&e)),
+        };
+        if !self.writeback_cache || !self.fs.has_writers(ext).unwrap_or(true) {
+            return answer(&self.fs, reply);
+        }
+        // With the writeback cache, data written through an open fd may be
+        // in the kernel's page cache only: the kernel sends it first. That
+        // notification waits for WRITE requests the FUSE threads must be
+        // free to answer, so a helper thread waits and replies, not this
+        // one. (If the thread cannot start, the dropped reply is EIO.)
+        let (fs, notify) = (self.fs.clone(), self.notify.clone());
+        let _ = std::thread::Builder::new()
+            .name("fext-seek".into())
+            .spawn(move || {
+                if notify.write_back_pages(ino) {
+                    answer(&fs, reply);
+                } else {
+                    log::error!("inode {ext}: the kernel did not write back its pages before SEEK_DATA/SEEK_HOLE");
+                    reply.error(Errno::EIO);
+                }
+            });
     }
 
     fn copy_file_range(
