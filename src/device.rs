@@ -24,7 +24,7 @@ use std::path::Path;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::image_fault::{self, Registration};
+use crate::image_fault::{self, MapKind, Registration};
 
 enum Mapping {
     ReadOnly(Mmap),
@@ -68,12 +68,12 @@ impl Image {
                 Mapping::ReadOnly(MmapOptions::new().len(len).map(&file)?)
             }
         };
-        let (ptr, writable) = match &map {
-            Mapping::ReadOnly(m) => (m.as_ptr(), false),
-            Mapping::ReadWrite(m) => (m.as_ptr(), true),
+        let (ptr, kind) = match &map {
+            Mapping::ReadOnly(m) => (m.as_ptr(), MapKind::SharedReadOnly),
+            Mapping::ReadWrite(m) => (m.as_ptr(), MapKind::SharedReadWrite),
         };
         use std::os::fd::AsRawFd;
-        let faults = image_fault::register(ptr, len, file.as_raw_fd(), writable);
+        let faults = image_fault::register(ptr, len, file.as_raw_fd(), kind);
         Ok(Image {
             _faults: faults,
             file,

@@ -28,7 +28,9 @@
 //! daemon's writev), and the kernel then ends that request with EIO itself.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    compiler_fence, AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{Once, OnceLock};
 
 /// Mappings that can be registered at the same time.
@@ -36,12 +38,35 @@ const MAX_REGIONS: usize = 64;
 /// Damaged pages remembered for repair (more: whole regions are remapped).
 const MAX_PENDING: usize = 256;
 
+/// How a registered file is mapped (and so how a damaged page is mapped
+/// from the file again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MapKind {
+    /// MAP_SHARED, PROT_READ.
+    SharedReadOnly,
+    /// MAP_SHARED, PROT_READ | PROT_WRITE.
+    SharedReadWrite,
+    /// MAP_PRIVATE, PROT_READ | PROT_WRITE: writes stay in memory.
+    PrivateCopy,
+}
+
+impl MapKind {
+    fn from_u8(v: u8) -> MapKind {
+        match v {
+            1 => MapKind::SharedReadWrite,
+            2 => MapKind::PrivateCopy,
+            _ => MapKind::SharedReadOnly,
+        }
+    }
+}
+
 /// One registered mapping; `len == 0` means the slot is free.
 struct Region {
     start: AtomicUsize,
     len: AtomicUsize,
     fd: AtomicI32,
-    writable: AtomicBool,
+    kind: AtomicU8,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -49,7 +74,7 @@ const FREE_REGION: Region = Region {
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     fd: AtomicI32::new(-1),
-    writable: AtomicBool::new(false),
+    kind: AtomicU8::new(0),
 };
 static REGIONS: [Region; MAX_REGIONS] = [FREE_REGION; MAX_REGIONS];
 
@@ -89,18 +114,18 @@ impl Drop for Registration {
     }
 }
 
-/// Registers the shared file mapping `start..start+len` of `fd` (mapped
-/// from file offset 0) so that faults in it become per-operation errors.
-/// `None` when all slots are taken (faults there then kill the process, as
-/// without this module).
-pub fn register(start: *const u8, len: usize, fd: RawFd, writable: bool) -> Option<Registration> {
+/// Registers the file mapping `start..start+len` of `fd` (mapped from file
+/// offset 0, as `kind` says) so that faults in it become per-operation
+/// errors. `None` when all slots are taken (faults there then kill the
+/// process, as without this module).
+pub fn register(start: *const u8, len: usize, fd: RawFd, kind: MapKind) -> Option<Registration> {
     install_handler();
     for (i, r) in REGIONS.iter().enumerate() {
         if r.fd
             .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            r.writable.store(writable, Ordering::Release);
+            r.kind.store(kind as u8, Ordering::Release);
             r.start.store(start as usize, Ordering::Release);
             r.len.store(len, Ordering::Release);
             return Some(Registration(i));
@@ -225,10 +250,12 @@ fn remap(r: &Region, addr: usize, len: usize) {
     let Ok(offset) = libc::off_t::try_from(addr - start) else {
         return;
     };
-    let prot = if r.writable.load(Ordering::Acquire) {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_READ
+    let (prot, flags) = match MapKind::from_u8(r.kind.load(Ordering::Acquire)) {
+        MapKind::SharedReadOnly => (libc::PROT_READ, libc::MAP_SHARED),
+        MapKind::SharedReadWrite => (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED),
+        // A page that faulted was never written (a written page is the
+        // process's own copy), so the file's page is its right content.
+        MapKind::PrivateCopy => (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE),
     };
     // SAFETY: replaces pages inside a registered mapping with the same
     // file's pages at the same offsets, as the original mapping had them.
@@ -237,7 +264,7 @@ fn remap(r: &Region, addr: usize, len: usize) {
             addr as *mut libc::c_void,
             len,
             prot,
-            libc::MAP_SHARED | libc::MAP_FIXED,
+            flags | libc::MAP_FIXED,
             fd,
             offset,
         )

@@ -11,15 +11,26 @@
 //!
 //! Bounds: every access is range-checked and returns `None` or an error
 //! rather than panicking; the dirty map has one bit per KiB of image.
+//!
+//! I/O errors: a read of the mapping that faults (a failing device, an
+//! image file that shrank) is caught ([`crate::image_fault`]), the access
+//! returns `None`, and [`Disk::read_error`] reports it from then on; the
+//! checker then stops without writing anything.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::bitset::BitSet;
+use crate::image_fault::{self, MapKind, Registration};
+
+/// `Disk::read_error` when no read has failed.
+const NO_ERROR: u64 = u64::MAX;
 
 /// Granularity of dirty tracking (the smallest ext4 block size).
 const UNIT: u64 = 1024;
@@ -29,9 +40,18 @@ enum Map {
     Private(MmapMut),
 }
 
+/// Faults of the mapping (boxed: keeps `Disk` small).
+struct FaultWatch {
+    _registration: Option<Registration>,
+    /// Offset of the first read that faulted, or `NO_ERROR`.
+    first_error: AtomicU64,
+}
+
 /// A mapped image.
 pub struct Disk {
     file: File,
+    /// Declared before `map`: unregistered before the unmap.
+    faults: Box<FaultWatch>,
     map: Map,
     len: u64,
     dirty: BitSet,
@@ -93,8 +113,17 @@ impl Disk {
                 Map::ReadOnly(MmapOptions::new().len(mlen).map(&file)?)
             }
         };
+        let (ptr, kind) = match &map {
+            Map::ReadOnly(m) => (m.as_ptr(), MapKind::SharedReadOnly),
+            Map::Private(m) => (m.as_ptr(), MapKind::PrivateCopy),
+        };
+        let faults = image_fault::register(ptr, mlen, file.as_raw_fd(), kind);
         Ok(Disk {
             file,
+            faults: Box::new(FaultWatch {
+                _registration: faults,
+                first_error: AtomicU64::new(NO_ERROR),
+            }),
             map,
             len,
             dirty: BitSet::new(len.div_ceil(UNIT)),
@@ -150,11 +179,35 @@ impl Disk {
         self.len == 0
     }
 
-    /// `len` bytes at `off`, if inside the image.
+    /// `len` bytes at `off`, if inside the image and readable (see
+    /// [`Disk::read_error`]).
     pub fn get(&self, off: u64, len: usize) -> Option<&[u8]> {
         let s = usize::try_from(off).ok()?;
         let e = s.checked_add(len)?;
-        self.bytes().get(s..e)
+        let bytes = self.bytes().get(s..e)?;
+        self.readable(off, bytes).then_some(bytes)
+    }
+
+    /// Whether `bytes` (at image offset `off`) read without a fault;
+    /// records the first fault.
+    fn readable(&self, off: u64, bytes: &[u8]) -> bool {
+        if image_fault::probe(bytes) {
+            return true;
+        }
+        let _ = self.faults.first_error.compare_exchange(
+            NO_ERROR,
+            off,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        false
+    }
+
+    /// The offset of the first read of the image that failed (I/O error:
+    /// the device failed or the image file shrank), if any.
+    pub fn read_error(&self) -> Option<u64> {
+        let off = self.faults.first_error.load(Ordering::Acquire);
+        (off != NO_ERROR).then_some(off)
     }
 
     /// A writable view of `len` bytes at `off`, marked dirty; `None` when
@@ -162,12 +215,16 @@ impl Disk {
     pub fn get_mut(&mut self, off: u64, len: usize) -> Option<&mut [u8]> {
         let s = usize::try_from(off).ok()?;
         let e = s.checked_add(len)?;
+        let Map::Private(m) = &self.map else {
+            return None;
+        };
+        // The page must be readable before it is copied on write.
+        if !self.readable(off, m.get(s..e)?) {
+            return None;
+        }
         let Map::Private(m) = &mut self.map else {
             return None;
         };
-        if e > m.len() {
-            return None;
-        }
         if len > 0 {
             let first = off / UNIT;
             let last = (off + len as u64 - 1) / UNIT;
@@ -273,5 +330,31 @@ mod tests {
         assert!(d.get_mut(0, 1).is_none());
         assert_eq!(d.flush().unwrap(), 0);
         std::fs::remove_file(&p).unwrap();
+    }
+
+    /// The image file shrinks under the checker: reads past the new end
+    /// fault; they come back as `None` and are reported, the rest still
+    /// reads, and nothing is copied on write there.
+    #[test]
+    fn faulting_reads_are_reported_not_fatal() {
+        for writable in [false, true] {
+            let p = temp_file(&vec![3u8; 64 * 1024 + usize::from(writable)]);
+            let mut d = Disk::open(&p, writable).unwrap();
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(16 * 1024)
+                .unwrap();
+            assert_eq!(d.read_error(), None);
+            assert_eq!(d.get(4096, 4).unwrap(), &[3u8; 4]);
+            assert!(d.get(40 * 1024, 4).is_none(), "a read past the new end");
+            assert_eq!(d.read_error(), Some(40 * 1024));
+            assert!(d.get_mut(50 * 1024, 4).is_none());
+            assert_eq!(d.get(8192, 4).unwrap(), &[3u8; 4], "the rest still reads");
+            assert_eq!(d.read_error(), Some(40 * 1024), "the first error stays");
+            drop(d);
+            std::fs::remove_file(&p).unwrap();
+        }
     }
 }

@@ -513,6 +513,9 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
     loop {
         runs += 1;
         let complete = one_run(c);
+        if let Some(code) = read_failed(c, device) {
+            return code;
+        }
         if !complete || c.rep.should_stop() {
             return stop_code(c, device);
         }
@@ -539,6 +542,9 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
     c.sync_late_blocks();
     if c.rep.fixed {
         changed = true;
+    }
+    if let Some(code) = read_failed(c, device) {
+        return code;
     }
     let valid = c.rep.valid;
     if writable {
@@ -600,6 +606,18 @@ fn drive(c: &mut Checker, opts: &Options, device: &str) -> i32 {
     let s = summary(c, device, opts.verbose);
     c.rep.say(&s);
     code
+}
+
+/// When a read of the image failed (I/O error), whatever the check saw
+/// after it is unreliable: stop, write nothing, exit with an operational
+/// error.
+fn read_failed(c: &mut Checker, device: &str) -> Option<i32> {
+    let off = c.fs.disk.read_error()?;
+    c.rep.say(&format!(
+        "fsck.fext: I/O error reading {device} at byte {off} (a failing device, \
+         or the image file shrank): the check stopped; nothing was written.\n"
+    ));
+    Some(exit::ERROR)
 }
 
 fn stop_code(c: &mut Checker, device: &str) -> i32 {

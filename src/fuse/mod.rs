@@ -30,9 +30,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
 use crate::format::dir::FileType as ExtFileType;
@@ -973,6 +974,25 @@ impl Filesystem for FuseFs {
                     reply.error(Errno::EIO);
                 }
             });
+    }
+
+    /// No ioctl is implemented: ENOTTY, as ext4 answers the commands it does
+    /// not know. (The kernel turned fuser's default ENOSYS into ENOTTY as
+    /// well, but fuser logged a warning each time, and programs such as
+    /// Python ask `isatty()` on every open; here they are just counted.)
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        let _counted = self.stats.count(Op::Ioctl);
+        reply.error(Errno::ENOTTY);
     }
 
     fn copy_file_range(

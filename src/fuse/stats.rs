@@ -45,9 +45,10 @@ pub enum Op {
     Fallocate,
     Lseek,
     CopyFileRange,
+    Ioctl,
 }
 
-const OPS: [Op; 33] = [
+const OPS: [Op; 34] = [
     Op::Lookup,
     Op::Forget,
     Op::Getattr,
@@ -81,6 +82,7 @@ const OPS: [Op; 33] = [
     Op::Fallocate,
     Op::Lseek,
     Op::CopyFileRange,
+    Op::Ioctl,
 ];
 
 impl Op {
@@ -119,6 +121,7 @@ impl Op {
             Op::Create => "CREATE",
             Op::Fallocate => "FALLOCATE",
             Op::Lseek => "LSEEK",
+            Op::Ioctl => "IOCTL",
             Op::CopyFileRange => "COPY_FILE_RANGE",
         }
     }
