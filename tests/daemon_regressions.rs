@@ -18,7 +18,7 @@ fn mount() -> (TempDir, FextMount) {
 }
 
 /// SEEK_DATA/SEEK_HOLE must never call data a hole. With FUSE's writeback
-/// cache (on by default) the written bytes can still sit in the kernel's
+/// cache (`-o writeback_cache`) the written bytes can still sit in the kernel's
 /// page cache (FUSE does not flush before FUSE_LSEEK), so a daemon that
 /// answered from its own state alone would say "hole": SEEK_DATA 0 ->
 /// ENXIO for a file with data at 0, and `cp`, `tar --sparse` and other
@@ -33,7 +33,7 @@ fn seek_data_sees_unflushed_writes() {
     let dir = TempDir::new("seek");
     let img = dir.join("img");
     make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
-    for options in ["", "threads=1"] {
+    for options in ["", "writeback_cache", "writeback_cache,threads=1"] {
         let m = FextMount::new(&img, options);
         let f = OpenOptions::new()
             .read(true)

@@ -35,7 +35,7 @@ impl Default for DaemonOptions {
             subtype: "fext".into(),
             allow_other: false,
             ttl: Duration::from_secs(1),
-            writeback_cache: true,
+            writeback_cache: false,
             threads: 2,
             stats: false,
         }

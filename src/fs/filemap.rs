@@ -12,6 +12,10 @@
 
 use std::collections::BTreeMap;
 
+/// Largest gap (blocks) between a run and a write after it that
+/// allocation leaves free for the blocks in between: 16 MiB at 4 KiB.
+const GOAL_KEEPS_GAPS_UP_TO: u32 = 4096;
+
 /// One mapped run of blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
@@ -232,19 +236,37 @@ impl FileMap {
             .map_or(0, |(&s, r)| u64::from(s) + u64::from(r.len))
     }
 
-    /// A goal for allocating logical block `lblk`: where it would lie if the
-    /// nearest mapped run before it went on contiguously. Writes that
-    /// arrive out of order (the kernel's writeback sends pages from several
-    /// threads) then still fill one contiguous stretch.
+    /// A goal for allocating logical block `lblk`, from the nearest mapped
+    /// run before it: where `lblk` would lie if that run went on, when the
+    /// gap between them is small (writes that arrive out of order, as the
+    /// kernel's writeback sends them from several threads, then still fill
+    /// one contiguous stretch); right after the run when the gap is large
+    /// (random writes into a sparse file stay packed together).
     pub fn goal_for(&self, lblk: u32) -> Option<u64> {
         let (&s, r) = self.runs.range(..=lblk).next_back()?;
-        Some(r.phys + u64::from(lblk.saturating_sub(s)))
+        let gap = lblk.saturating_sub(s.saturating_add(r.len));
+        let offset = if gap <= GOAL_KEEPS_GAPS_UP_TO {
+            lblk.saturating_sub(s)
+        } else {
+            r.len
+        };
+        Some(r.phys + u64::from(offset))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn goal_keeps_small_gaps_and_packs_after_large_ones() {
+        let mut m = FileMap::new(MapKind::Extents);
+        assert_eq!(m.goal_for(5), None);
+        m.map(0, 1000, 10, false);
+        assert_eq!(m.goal_for(10), Some(1010), "right after");
+        assert_eq!(m.goal_for(300), Some(1300), "out of order: room left");
+        assert_eq!(m.goal_for(1_000_000), Some(1010), "far: packed");
+    }
 
     #[test]
     fn map_merges_and_unmap_splits() {

@@ -7,9 +7,9 @@
 //!
 //! Kernel features requested at init ([`negotiate`]): parallel directory
 //! operations, readdirplus, large requests (1 MiB writes), cached symlinks,
-//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache
-//! (unless turned off; SEEK_DATA/SEEK_HOLE on a file open for writing first
-//! has the kernel write back its pages, see [`notify`]), and attribute and
+//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache when
+//! asked (SEEK_DATA/SEEK_HOLE on a file open for writing then first has the
+//! kernel write back its pages, see [`notify`]), and attribute and
 //! entry timeouts, negative entries included: the
 //! daemon is the only writer of the image, so what the kernel caches stays
 //! true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel enforces and caches
