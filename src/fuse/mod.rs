@@ -7,17 +7,17 @@
 //!
 //! Kernel features requested at init ([`negotiate`]): parallel directory
 //! operations, readdirplus, large requests (1 MiB writes), cached symlinks,
-//! suid/sgid clearing by the daemon ([`killpriv`]), the writeback cache when
-//! asked (SEEK_DATA/SEEK_HOLE on a file open for writing then first has the
-//! kernel write back its pages, see [`notify`]), and attribute and
-//! entry timeouts, negative entries included: the
-//! daemon is the only writer of the image, so what the kernel caches stays
-//! true. POSIX ACLs: `FUSE_POSIX_ACL` (the kernel enforces and caches
-//! ACLs, and refreshes attributes after an ACL change) and `FUSE_DONT_MASK`
-//! (create modes arrive unmasked with the umask beside them, for
-//! default-ACL inheritance); see `fs::acl`. Round trips the kernel can skip
-//! are skipped: FLUSH is answered ENOSYS once (nothing to do at close), so
-//! the kernel stops sending it. Requests are counted by opcode ([`stats`]).
+//! suid/sgid clearing by the daemon ([`killpriv`]), and attribute and entry
+//! timeouts, negative entries included: the daemon is the only writer of
+//! the image, so what the kernel caches stays true. The writeback cache
+//! when asked (SEEK_DATA/SEEK_HOLE on a file open for writing then first
+//! has the kernel write back its pages, see [`notify`]). POSIX ACLs:
+//! `FUSE_POSIX_ACL` (the kernel enforces and caches ACLs, and refreshes
+//! attributes after an ACL change) and `FUSE_DONT_MASK` (create modes
+//! arrive unmasked with the umask beside them, for default-ACL
+//! inheritance); see `fs::acl`. Round trips the kernel can skip are
+//! skipped: FLUSH is answered ENOSYS once (nothing to do at close), so the
+//! kernel stops sending it. Requests are counted by opcode ([`stats`]).
 //! Replies with the attributes of a file that just lost one of its names
 //! guard the kernel's link count against a race in its FUSE client
 //! ([`link_count`]).
