@@ -317,14 +317,11 @@ impl FuseFs {
 
     fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
         match r {
-            Ok(a) => {
-                link_count::guard_reply(&self.notify, &a, to_fuse(a.ino));
-                reply.entry(
-                    &self.ttl,
-                    &file_attr(&a),
-                    Generation(u64::from(a.generation)),
-                )
-            }
+            Ok(a) => reply.entry(
+                &self.ttl,
+                &file_attr(&a),
+                Generation(u64::from(a.generation)),
+            ),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -420,7 +417,12 @@ impl Filesystem for FuseFs {
             Err(e) if e.errno == libc::ENOENT => {
                 reply.entry(&self.ttl, &negative_attr(), Generation(0))
             }
-            r => self.entry(r, reply),
+            r => {
+                if let Ok(a) = &r {
+                    link_count::guard_reply(&self.notify, a, to_fuse(a.ino));
+                }
+                self.entry(r, reply)
+            }
         }
     }
 
@@ -432,10 +434,7 @@ impl Filesystem for FuseFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let _counted = self.stats.count(Op::Getattr);
         match self.fs.getattr(to_ext(ino)) {
-            Ok(a) => {
-                link_count::guard_reply(&self.notify, &a, ino);
-                reply.attr(&self.ttl, &file_attr(&a))
-            }
+            Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
