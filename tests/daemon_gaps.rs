@@ -261,12 +261,7 @@ fn image_shrinking_under_the_daemon_is_eio_not_a_crash() {
     // A fresh mount: the kernel holds none of the victim's pages.
     let mut m = FextMount::new(&img, "");
     let victim_file = File::open(m.join("victim")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(cut)
-        .unwrap();
+    resize_image(&img, cut);
 
     let mut buf = vec![0u8; 1 << 20];
     let far = (8u64 << 20).min(victim_data.len() as u64 - buf.len() as u64);
@@ -287,12 +282,7 @@ fn image_shrinking_under_the_daemon_is_eio_not_a_crash() {
 
     // The image gets its size back (the cut part reads as zeros): the read
     // is tried again and now succeeds.
-    OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(size)
-        .unwrap();
+    resize_image(&img, size);
     victim_file.read_exact_at(&mut buf, far).unwrap();
     assert!(buf.iter().all(|&b| b == 0), "the cut part reads as zeros");
     let mut head = vec![0u8; 4096];
@@ -310,7 +300,7 @@ fn image_shrinking_under_the_daemon_is_eio_not_a_crash() {
 /// The same for metadata: a directory whose second block lies past the new
 /// end of the image. Listing it fails with EIO (an I/O error, not
 /// EUCLEAN: the zeros the fault leaves must not be taken for a corrupt
-/// directory), and succeeds again once the image has its size back.
+/// directory), while the rest of the image still serves.
 #[test]
 fn directory_block_past_a_shrunk_image_is_eio() {
     if !require_root("a FUSE mount") {
@@ -338,15 +328,7 @@ fn directory_block_past_a_shrunk_image_is_eio() {
     let cut = victim_start * 4096 + (1 << 20);
 
     let mut m = FextMount::new(&img, "");
-    let shorten = |len: u64| {
-        OpenOptions::new()
-            .write(true)
-            .open(&img)
-            .unwrap()
-            .set_len(len)
-            .unwrap()
-    };
-    shorten(cut);
+    resize_image(&img, cut);
     let listing = fs::read_dir(m.join("d")).and_then(|it| it.collect::<Result<Vec<_>, _>>());
     assert_eq!(
         listing.map(|v| v.len()).map_err(|e| e.raw_os_error()),
@@ -365,7 +347,7 @@ fn directory_block_past_a_shrunk_image_is_eio() {
     // With its size back the cut blocks read as zeros, which a directory
     // block must not be: the listing now fails as corrupt, and the daemon
     // stays up.
-    shorten(size);
+    resize_image(&img, size);
     let again = fs::read_dir(m.join("d")).and_then(|it| it.collect::<Result<Vec<_>, _>>());
     assert_eq!(
         again.map(|v| v.len()).map_err(|e| e.raw_os_error()),
@@ -373,6 +355,16 @@ fn directory_block_past_a_shrunk_image_is_eio() {
     );
     assert!(m.is_alive(), "the daemon died:\n{}", m.log());
     m.unmount();
+}
+
+/// Truncates or extends the image file under a live daemon.
+fn resize_image(img: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(img)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 /// Mounts `img` again and reads back the file written after the fault.

@@ -63,6 +63,18 @@ impl BlockCache {
             .unwrap_or_else(|| vec![0u8; self.block_size].into_boxed_slice())
     }
 
+    /// Starts tracking `blk` as dirty with content `data`.
+    fn insert_dirty(&mut self, blk: u64, data: Box<[u8]>, kind: BlockKind) {
+        self.dirty.insert(
+            blk,
+            DirtyBlock {
+                data,
+                kind,
+                since: Instant::now(),
+            },
+        );
+    }
+
     /// Returns a written-back block's buffer to the pool.
     fn recycle(&mut self, data: Box<[u8]>) {
         if (self.pool.len() + 1) * self.block_size <= POOL_MAX_BYTES {
@@ -71,13 +83,7 @@ impl BlockCache {
     }
 
     fn check(&self, blk: u64) -> FsResult<()> {
-        if blk >= self.blocks_count {
-            return Err(FsError::corrupt(format!(
-                "block {blk} beyond the end of the file system ({} blocks)",
-                self.blocks_count
-            )));
-        }
-        Ok(())
+        check_block(blk, self.blocks_count)
     }
 
     fn image_slice<'a>(&self, img: &'a Image, blk: u64) -> FsResult<&'a [u8]> {
@@ -116,19 +122,9 @@ impl BlockCache {
     pub fn write(&mut self, img: &Image, blk: u64, kind: BlockKind) -> FsResult<&mut [u8]> {
         if !self.dirty.contains_key(&blk) {
             let src = self.image_slice(img, blk)?;
-            let mut data = self
-                .pool
-                .pop()
-                .unwrap_or_else(|| vec![0u8; src.len()].into());
+            let mut data = self.buffer();
             data.copy_from_slice(src);
-            self.dirty.insert(
-                blk,
-                DirtyBlock {
-                    data,
-                    kind,
-                    since: Instant::now(),
-                },
-            );
+            self.insert_dirty(blk, data, kind);
         }
         let d = self.dirty.get_mut(&blk).expect("inserted above");
         if kind == BlockKind::Meta {
@@ -143,14 +139,7 @@ impl BlockCache {
         self.check(blk)?;
         if !self.dirty.contains_key(&blk) {
             let data = self.buffer();
-            self.dirty.insert(
-                blk,
-                DirtyBlock {
-                    data,
-                    kind,
-                    since: Instant::now(),
-                },
-            );
+            self.insert_dirty(blk, data, kind);
         }
         let d = self.dirty.get_mut(&blk).expect("inserted above");
         d.data.fill(0);
@@ -244,16 +233,22 @@ impl BlockCache {
     }
 }
 
-/// Block `blk` of a file system of `blocks_count` blocks of `block_size`
-/// bytes, in the image mapping, made readable first: a block number past
-/// the end is corruption (EUCLEAN), a fault of the mapping (the image
-/// shrank, the device failed) this operation's EIO.
-pub fn image_block(img: &Image, blk: u64, block_size: usize, blocks_count: u64) -> FsResult<&[u8]> {
+/// A block number past the end of the file system is corruption.
+fn check_block(blk: u64, blocks_count: u64) -> FsResult<()> {
     if blk >= blocks_count {
         return Err(FsError::corrupt(format!(
             "block {blk} beyond the end of the file system ({blocks_count} blocks)"
         )));
     }
+    Ok(())
+}
+
+/// Block `blk` of a file system of `blocks_count` blocks of `block_size`
+/// bytes, in the image mapping, made readable first: a block number past
+/// the end is corruption (EUCLEAN), a fault of the mapping (the image
+/// shrank, the device failed) this operation's EIO.
+pub fn image_block(img: &Image, blk: u64, block_size: usize, blocks_count: u64) -> FsResult<&[u8]> {
+    check_block(blk, blocks_count)?;
     let start = usize::try_from(blk)
         .ok()
         .and_then(|b| b.checked_mul(block_size))

@@ -215,13 +215,8 @@ impl Disk {
     pub fn get_mut(&mut self, off: u64, len: usize) -> Option<&mut [u8]> {
         let s = usize::try_from(off).ok()?;
         let e = s.checked_add(len)?;
-        let Map::Private(m) = &self.map else {
-            return None;
-        };
-        // The page must be readable before it is copied on write.
-        if !self.readable(off, m.get(s..e)?) {
-            return None;
-        }
+        // In range, and readable before it is copied on write.
+        self.get(off, len)?;
         let Map::Private(m) = &mut self.map else {
             return None;
         };
