@@ -158,3 +158,74 @@ fn hard_link_survives_removal_of_its_other_name_during_listings() {
     m.unmount();
     assert_e2fsck_clean(&dir.join("img"));
 }
+
+/// A large directory read back by a fresh daemon lists every entry once,
+/// with the right inode number, type and attributes. Its inodes are not in
+/// memory then: the first READDIRPLUS reads their table blocks ahead and
+/// ends its reply after one chunk, the kernel goes on with plain READDIR,
+/// and a `stat` of each entry gets attributes either from that reply or
+/// from a LOOKUP; all must agree with what was written.
+#[test]
+fn a_large_directory_lists_whole_and_right_after_a_remount() {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{DirEntryExt, FileTypeExt};
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    const N: usize = 3000;
+    let dir = TempDir::new("big-listing");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    // name -> (kind, size): every 10th a directory, every 7th a symlink.
+    let mut want = BTreeMap::new();
+    {
+        let m = FextMount::new(&img, "");
+        let d = m.join("d");
+        fs::create_dir(&d).unwrap();
+        for i in 0..N {
+            let name = format!("entry-{i:05}");
+            let p = d.join(&name);
+            if i % 10 == 0 {
+                fs::create_dir(&p).unwrap();
+                want.insert(name, ('d', 0));
+            } else if i % 7 == 0 {
+                std::os::unix::fs::symlink("target", &p).unwrap();
+                want.insert(name, ('l', 6));
+            } else {
+                fs::write(&p, vec![b'x'; i % 300]).unwrap();
+                want.insert(name, ('f', (i % 300) as u64));
+            }
+        }
+        m.unmount();
+    }
+    assert_e2fsck_clean(&img);
+    fs::write("/proc/sys/vm/drop_caches", "3").ok();
+    let m = FextMount::new(&img, "");
+    let mut seen = BTreeMap::new();
+    for e in fs::read_dir(m.join("d")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        let t = e.file_type().unwrap();
+        let kind = if t.is_dir() {
+            'd'
+        } else if t.is_symlink() {
+            'l'
+        } else {
+            assert!(t.is_file() && !t.is_fifo(), "{name}: {t:?}");
+            'f'
+        };
+        let md = fs::symlink_metadata(e.path()).unwrap();
+        assert_eq!(e.ino(), md.ino(), "{name}: d_ino vs st_ino");
+        let size = if kind == 'd' { 0 } else { md.size() };
+        let nlink = if kind == 'd' { 2 } else { 1 };
+        assert_eq!(md.nlink(), nlink, "{name}: link count");
+        assert!(
+            seen.insert(name.clone(), (kind, size)).is_none(),
+            "{name} listed twice"
+        );
+    }
+    assert_eq!(seen.len(), N);
+    assert_eq!(seen, want);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+}

@@ -248,13 +248,38 @@ fn check_block(blk: u64, blocks_count: u64) -> FsResult<()> {
 /// the end is corruption (EUCLEAN), a fault of the mapping (the image
 /// shrank, the device failed) this operation's EIO.
 pub fn image_block(img: &Image, blk: u64, block_size: usize, blocks_count: u64) -> FsResult<&[u8]> {
+    image_block_in(img, View::Meta, blk, block_size, blocks_count)
+}
+
+/// Which mapping of the image a block is read through (see
+/// [`crate::device`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Metadata: no read-around.
+    Meta,
+    /// File data: the kernel's read-around.
+    Data,
+}
+
+/// [`image_block`] through the mapping `view`.
+pub fn image_block_in(
+    img: &Image,
+    view: View,
+    blk: u64,
+    block_size: usize,
+    blocks_count: u64,
+) -> FsResult<&[u8]> {
     check_block(blk, blocks_count)?;
     let start = usize::try_from(blk)
         .ok()
         .and_then(|b| b.checked_mul(block_size))
         .filter(|&s| s.saturating_add(block_size) <= img.bytes().len())
         .ok_or_else(|| FsError::corrupt(format!("block {blk} beyond the end of the image")))?;
-    img.checked(start, block_size).map_err(|e| {
+    let bytes = match view {
+        View::Meta => img.checked(start, block_size),
+        View::Data => img.checked_data(start, block_size),
+    };
+    bytes.map_err(|e| {
         log::error!("block {blk}: {e}");
         FsError::new(libc::EIO, format!("block {blk}: {e}"))
     })

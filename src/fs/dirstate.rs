@@ -11,7 +11,9 @@
 //! an htree (hashed index) when the file system has dir_index and they do
 //! not, so large directories stay indexed and valid, checksums included.
 
-use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::cache::BlockKind;
 use super::error::{FsError, FsResult};
@@ -33,21 +35,47 @@ use crate::format::superblock::FLAG_UNSIGNED_HASH;
 pub const FIRST_COOKIE: u64 = 3;
 /// Cap on directory size fext loads (blocks).
 const MAX_DIR_BLOCKS: u64 = 1 << 22;
+/// Removed entries tolerated before the slots are compacted (and at least
+/// as many as live ones, so compaction stays rare).
+const COMPACT_AFTER: usize = 64;
 
-/// One entry in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemEntry {
-    pub name: Vec<u8>,
+/// One entry, as the directory hands it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub name: &'a [u8],
     pub ino: u32,
     pub file_type: FileType,
 }
 
+/// An entry's place: its cookie, its inode (0 once removed), and its name
+/// as a range of the directory's name bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    cookie: u64,
+    ino: u32,
+    file_type: FileType,
+    name_at: u32,
+    name_len: u8,
+}
+
 /// A loaded directory.
-#[derive(Debug, Clone)]
+///
+/// Entries live in `slots` in cookie order (cookies only grow, so a
+/// readdir resumes with a binary search), their names packed in one
+/// buffer; `by_name` finds a live slot from a name, built on the first
+/// use by name (a directory that is only listed never needs it). Removing
+/// an entry leaves its slot behind, marked dead, until enough have piled
+/// up to compact (cookies are kept).
+#[derive(Clone)]
 pub struct DirState {
     pub parent: u32,
-    entries: BTreeMap<u64, MemEntry>,
-    by_name: HashMap<Vec<u8>, u64>,
+    slots: Vec<Slot>,
+    names: Vec<u8>,
+    /// Indices into `slots` of the live entries, hashed by name (None
+    /// until first needed).
+    by_name: Option<HashTable<u32>>,
+    hasher: foldhash::fast::RandomState,
+    live: usize,
     next_cookie: u64,
     /// Sum of the minimal record lengths of the entries (kept as they come
     /// and go, so size estimates cost nothing per operation).
@@ -55,65 +83,202 @@ pub struct DirState {
     pub dirty: bool,
 }
 
+impl std::fmt::Debug for DirState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirState")
+            .field("parent", &self.parent)
+            .field("entries", &self.live)
+            .field("dirty", &self.dirty)
+            .finish()
+    }
+}
+
+/// The name of `slot` in a directory's name bytes.
+fn slot_name<'a>(names: &'a [u8], slot: &Slot) -> &'a [u8] {
+    let at = slot.name_at as usize;
+    &names[at..at + usize::from(slot.name_len)]
+}
+
 impl DirState {
     pub fn new(parent: u32) -> Self {
         DirState {
             parent,
-            entries: BTreeMap::new(),
-            by_name: HashMap::new(),
+            slots: Vec::new(),
+            names: Vec::new(),
+            by_name: None,
+            hasher: foldhash::fast::RandomState::default(),
+            live: 0,
             next_cookie: FIRST_COOKIE,
             record_bytes: 0,
             dirty: false,
         }
     }
 
-    pub fn lookup(&self, name: &[u8]) -> Option<&MemEntry> {
-        self.by_name.get(name).and_then(|c| self.entries.get(c))
+    fn entry(&self, slot: &Slot) -> Entry<'_> {
+        Entry {
+            name: slot_name(&self.names, slot),
+            ino: slot.ino,
+            file_type: slot.file_type,
+        }
+    }
+
+    /// Index into `slots` of the live entry called `name` (the name index
+    /// must exist: see [`Self::ensure_index`]).
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        let index = self.by_name.as_ref()?;
+        let hash = self.hasher.hash_one(name);
+        let (slots, names) = (&self.slots, &self.names);
+        let same = |&i: &u32| slot_name(names, &slots[i as usize]) == name;
+        index.find(hash, same).map(|&i| i as usize)
+    }
+
+    /// Adds slot `index` to the name index (which must exist and not hold
+    /// its name yet).
+    fn index_slot(&mut self, index: usize) {
+        let (slots, names, hasher) = (&self.slots, &self.names, &self.hasher);
+        let hash_of = |&i: &u32| hasher.hash_one(slot_name(names, &slots[i as usize]));
+        let hash = hash_of(&(index as u32));
+        if let Some(table) = self.by_name.as_mut() {
+            table.insert_unique(hash, index as u32, hash_of);
+        }
+    }
+
+    /// Builds the name index if it does not exist yet.
+    fn ensure_index(&mut self) {
+        if self.by_name.is_none() {
+            self.reindex();
+        }
+    }
+
+    pub fn lookup(&mut self, name: &[u8]) -> Option<Entry<'_>> {
+        self.ensure_index();
+        self.find(name).map(|i| self.entry(&self.slots[i]))
+    }
+
+    /// The live entry with cookie `cookie`, if any.
+    pub fn at_cookie(&self, cookie: u64) -> Option<Entry<'_>> {
+        let i = self
+            .slots
+            .binary_search_by_key(&cookie, |s| s.cookie)
+            .ok()?;
+        let slot = &self.slots[i];
+        (slot.ino != 0).then(|| self.entry(slot))
     }
 
     /// Adds an entry; EEXIST if the name is taken.
     pub fn insert(&mut self, name: &[u8], ino: u32, file_type: FileType) -> FsResult<()> {
-        if self.by_name.contains_key(name) {
+        self.ensure_index();
+        if self.find(name).is_some() {
             return Err(FsError::exist());
         }
-        let c = self.next_cookie;
-        self.next_cookie += 1;
-        self.entries.insert(
-            c,
-            MemEntry {
-                name: name.to_vec(),
-                ino,
-                file_type,
-            },
-        );
-        self.by_name.insert(name.to_vec(), c);
-        self.record_bytes += rec_len_for_name(name.len());
+        let index = self.append(name, ino, file_type)?;
+        self.index_slot(index);
         self.dirty = true;
         Ok(())
     }
 
-    /// Removes an entry, returning it.
-    pub fn remove(&mut self, name: &[u8]) -> Option<MemEntry> {
-        let c = self.by_name.remove(name)?;
+    /// Appends a live entry with the next cookie, not in the name index;
+    /// returns its slot.
+    fn append(&mut self, name: &[u8], ino: u32, file_type: FileType) -> FsResult<usize> {
+        debug_assert!(ino != 0, "inode 0 marks a removed entry");
+        let name_len = u8::try_from(name.len()).map_err(|_| FsError::nametoolong())?;
+        let name_at = u32::try_from(self.names.len())
+            .map_err(|_| FsError::corrupt("directory names exceed 4 GiB"))?;
+        if self.slots.len() >= u32::MAX as usize {
+            return Err(FsError::corrupt("directory has too many entries"));
+        }
+        self.names.extend_from_slice(name);
+        self.slots.push(Slot {
+            cookie: self.next_cookie,
+            ino,
+            file_type,
+            name_at,
+            name_len,
+        });
+        self.next_cookie += 1;
+        self.live += 1;
+        self.record_bytes += rec_len_for_name(name.len());
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Marks slot `index` removed (the caller has taken it out of the
+    /// index); returns its inode.
+    fn kill(&mut self, index: usize) -> u32 {
+        let slot = &mut self.slots[index];
+        let ino = std::mem::replace(&mut slot.ino, 0);
+        self.live -= 1;
         self.record_bytes = self
             .record_bytes
-            .saturating_sub(rec_len_for_name(name.len()));
+            .saturating_sub(rec_len_for_name(usize::from(slot.name_len)));
+        ino
+    }
+
+    /// Removes an entry, returning its inode.
+    pub fn remove(&mut self, name: &[u8]) -> Option<u32> {
+        self.ensure_index();
+        let hash = self.hasher.hash_one(name);
+        let (slots, names) = (&self.slots, &self.names);
+        let same = |&i: &u32| slot_name(names, &slots[i as usize]) == name;
+        let table = self.by_name.as_mut()?;
+        let (index, _) = table.find_entry(hash, same).ok()?.remove();
+        let ino = self.kill(index as usize);
         self.dirty = true;
-        self.entries.remove(&c)
+        let dead = self.slots.len() - self.live;
+        if dead > COMPACT_AFTER && dead > self.live {
+            self.compact();
+        }
+        Some(ino)
+    }
+
+    /// Drops the removed slots and their names, keeping every live entry's
+    /// cookie, and indexes the rest again.
+    fn compact(&mut self) {
+        let old_slots = std::mem::take(&mut self.slots);
+        let old_names = std::mem::take(&mut self.names);
+        self.slots.reserve(self.live);
+        for slot in old_slots.into_iter().filter(|s| s.ino != 0) {
+            let name_at = self.names.len() as u32;
+            self.names.extend_from_slice(slot_name(&old_names, &slot));
+            self.slots.push(Slot { name_at, ..slot });
+        }
+        self.reindex();
+    }
+
+    /// Builds the name index of the live slots afresh, sized once; of a
+    /// name met twice (a corrupt directory) the first entry stays and the
+    /// others are logged and dropped.
+    fn reindex(&mut self) {
+        self.by_name = Some(HashTable::with_capacity(self.live));
+        for index in 0..self.slots.len() {
+            if self.slots[index].ino == 0 {
+                continue;
+            }
+            let name = slot_name(&self.names, &self.slots[index]);
+            if self.find(name).is_some() {
+                log::warn!(
+                    "duplicate directory entry {:?} ignored",
+                    String::from_utf8_lossy(name)
+                );
+                self.kill(index);
+                continue;
+            }
+            self.index_slot(index);
+        }
     }
 
     /// Points an existing name at another inode (rename over a name).
     pub fn replace(&mut self, name: &[u8], ino: u32, file_type: FileType) -> FsResult<()> {
-        let c = *self.by_name.get(name).ok_or_else(FsError::noent)?;
-        let e = self.entries.get_mut(&c).ok_or_else(FsError::noent)?;
-        e.ino = ino;
-        e.file_type = file_type;
+        self.ensure_index();
+        let i = self.find(name).ok_or_else(FsError::noent)?;
+        let slot = &mut self.slots[i];
+        slot.ino = ino;
+        slot.file_type = file_type;
         self.dirty = true;
         Ok(())
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     /// An upper bound of the blocks a write-back lays this directory out in
@@ -126,37 +291,28 @@ impl DirState {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
-    /// Entries with a cookie greater than `after`, in cookie order.
-    pub fn iter_after(&self, after: u64) -> impl Iterator<Item = (u64, &MemEntry)> {
-        self.entries
-            .range(after.saturating_add(1)..)
-            .map(|(&c, e)| (c, e))
+    /// Live entries with a cookie greater than `after`, in cookie order.
+    pub fn iter_after(&self, after: u64) -> impl Iterator<Item = (u64, Entry<'_>)> {
+        let from = self.slots.partition_point(|s| s.cookie <= after);
+        self.slots[from..]
+            .iter()
+            .filter(|s| s.ino != 0)
+            .map(|s| (s.cookie, self.entry(s)))
     }
 
-    /// Adds an entry read from disk (duplicates are logged and skipped).
+    /// Adds an entry read from disk (a name that is there already is
+    /// dropped when the name index is built).
     pub fn push_loaded_entry(&mut self, name: &[u8], ino: u32, file_type: FileType) {
-        if self.by_name.contains_key(name) {
+        if let Err(e) = self.append(name, ino, file_type) {
             log::warn!(
-                "duplicate directory entry {:?} ignored",
-                String::from_utf8_lossy(name)
+                "directory entry {:?} ignored: {}",
+                String::from_utf8_lossy(name),
+                e.detail
             );
-            return;
         }
-        let c = self.next_cookie;
-        self.next_cookie += 1;
-        self.by_name.insert(name.to_vec(), c);
-        self.record_bytes += rec_len_for_name(name.len());
-        self.entries.insert(
-            c,
-            MemEntry {
-                name: name.to_vec(),
-                ino,
-                file_type,
-            },
-        );
     }
 }
 
@@ -190,6 +346,10 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
             _ => Ok(None),
         }
     };
+    // A few large reads instead of a fault per block.
+    for (p, n) in map.physical_runs(0, u32::try_from(nblocks).unwrap_or(u32::MAX)) {
+        vol.prefetch_blocks(p, u64::from(n));
+    }
     if st.inode.has_flag(INODE_INDEX_FL) && vol.feat.compat.contains(Compat::DIR_INDEX) {
         let geom = dx_geometry(vol);
         let root_blk = block_of(0)?
@@ -275,10 +435,9 @@ pub fn write_back_dir(vol: &Volume, st: &mut InodeState) -> FsResult<()> {
     let seed = st.csum_seed(vol);
     let with_types = vol.feat.incompat.contains(Incompat::FILETYPE);
     let entries: Vec<NewEntry<'_>> = dir
-        .entries
-        .values()
-        .map(|e| NewEntry {
-            name: &e.name,
+        .iter_after(0)
+        .map(|(_, e)| NewEntry {
+            name: e.name,
             inode: e.ino,
             file_type: if with_types {
                 e.file_type
@@ -348,4 +507,73 @@ fn hash_seed_bytes(vol: &Volume) -> [u8; 16] {
         out[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_after(d: &DirState, after: u64) -> Vec<(u64, String)> {
+        d.iter_after(after)
+            .map(|(c, e)| (c, String::from_utf8_lossy(e.name).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_keep_their_cookies_through_removals_and_compaction() {
+        let mut d = DirState::new(2);
+        for i in 0..1000u32 {
+            d.insert(format!("f{i}").as_bytes(), 100 + i, FileType::Regular)
+                .unwrap();
+        }
+        assert_eq!(d.len(), 1000);
+        assert!(d.insert(b"f7", 5, FileType::Regular).is_err(), "EEXIST");
+        // Remove all but every tenth: compaction runs along the way.
+        for i in (0..1000u32).filter(|i| i % 10 != 0) {
+            assert_eq!(d.remove(format!("f{i}").as_bytes()), Some(100 + i));
+        }
+        assert_eq!(d.remove(b"f1"), None);
+        assert_eq!(d.len(), 100);
+        assert!(d.slots.len() < 200, "removed slots were compacted away");
+        let left = names_after(&d, 0);
+        let want: Vec<(u64, String)> = (0..1000u64)
+            .step_by(10)
+            .map(|i| (FIRST_COOKIE + i, format!("f{i}")))
+            .collect();
+        assert_eq!(left, want);
+        // Resuming mid-way sees exactly the later entries.
+        assert_eq!(names_after(&d, FIRST_COOKIE + 505), want[51..].to_vec());
+        // New names get new cookies; old ones are still found by name.
+        d.insert(b"new", 9, FileType::Directory).unwrap();
+        assert_eq!(
+            names_after(&d, FIRST_COOKIE + 995),
+            vec![(FIRST_COOKIE + 1000, "new".to_string())]
+        );
+        let e = d.lookup(b"f990").unwrap();
+        assert_eq!((e.ino, e.file_type), (1090, FileType::Regular));
+        d.replace(b"f990", 7, FileType::Symlink).unwrap();
+        assert_eq!(d.lookup(b"f990").unwrap().ino, 7);
+        assert!(d.lookup(b"f991").is_none());
+    }
+
+    #[test]
+    fn a_loaded_directory_keeps_the_first_of_duplicate_names() {
+        let mut d = DirState::new(2);
+        d.push_loaded_entry(b"a", 11, FileType::Regular);
+        d.push_loaded_entry(b"b", 12, FileType::Regular);
+        d.push_loaded_entry(b"a", 13, FileType::Directory);
+        assert_eq!(d.at_cookie(FIRST_COOKIE + 2).unwrap().ino, 13);
+        assert_eq!(d.lookup(b"a").unwrap().ino, 11);
+        assert_eq!(d.len(), 2);
+        assert!(
+            d.at_cookie(FIRST_COOKIE + 2).is_none(),
+            "dropped when indexed"
+        );
+        let names: Vec<_> = d.iter_after(0).map(|(_, e)| e.ino).collect();
+        assert_eq!(names, vec![11, 12]);
+        // The record-length sum counts live entries only.
+        assert_eq!(d.record_bytes, 2 * rec_len_for_name(1));
+        assert!(d.remove(b"a").is_some());
+        assert_eq!(d.record_bytes, rec_len_for_name(1));
+    }
 }

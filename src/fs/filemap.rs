@@ -126,6 +126,24 @@ impl FileMap {
         (None, false, gap)
     }
 
+    /// The physical runs `(first block, count)` holding data of logical
+    /// blocks `lblk..lblk+len`, in logical order (holes and unwritten runs,
+    /// which read as zeros, skipped).
+    pub fn physical_runs(&self, lblk: u32, len: u32) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let end = lblk.saturating_add(len);
+        let mut l = lblk;
+        std::iter::from_fn(move || {
+            while l < end {
+                let (phys, unwritten, n) = self.extent_at(l, end - l);
+                l = l.saturating_add(n.max(1));
+                if let (Some(p), false) = (phys, unwritten) {
+                    return Some((p, n));
+                }
+            }
+            None
+        })
+    }
+
     /// Removes the mapping of `lblk..lblk+len` and returns the physical runs
     /// that were mapped there (to be freed by the caller).
     pub fn unmap(&mut self, lblk: u32, len: u32) -> Vec<(u64, u32)> {
@@ -257,6 +275,18 @@ impl FileMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn physical_runs_skip_holes_and_unwritten_runs_and_clip_to_the_range() {
+        let mut m = FileMap::new(MapKind::Extents);
+        m.map(0, 1000, 4, false);
+        m.map(6, 2000, 3, true);
+        m.map(9, 3000, 2, false);
+        let runs: Vec<_> = m.physical_runs(2, 8).collect();
+        assert_eq!(runs, vec![(1002, 2), (3000, 1)]);
+        assert_eq!(m.physical_runs(4, 2).count(), 0);
+        assert_eq!(m.physical_runs(0, 0).count(), 0);
+    }
 
     #[test]
     fn goal_keeps_small_gaps_and_packs_after_large_ones() {

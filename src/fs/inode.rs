@@ -77,6 +77,7 @@ impl InodeState {
 pub fn load_inode(vol: &Volume, ino: u32) -> FsResult<InodeState> {
     let (blk, off) = vol.inode_location(ino)?;
     let isize = vol.geo.inode_size as usize;
+    vol.prefetch_inode_table(ino);
     let block = vol.read_block(blk)?;
     let raw = block
         .get(off..off + isize)

@@ -58,6 +58,7 @@ pub mod ops_attr;
 mod ops_file;
 mod ops_names;
 mod ops_xattr;
+mod readahead;
 pub mod volume;
 
 use std::collections::HashMap;
@@ -128,6 +129,16 @@ pub struct DirEntryOut {
     pub offset: u64,
     pub file_type: FileType,
     pub name: Vec<u8>,
+}
+
+/// One entry as readdir hands it out, borrowed from the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntryRef<'a> {
+    pub ino: u32,
+    /// The cookie to resume after this entry.
+    pub offset: u64,
+    pub file_type: FileType,
+    pub name: &'a [u8],
 }
 
 /// File-system statistics (statfs).

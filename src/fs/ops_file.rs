@@ -557,10 +557,13 @@ impl Fs {
             ReadOut::Mapped(range) => {
                 // A fault of the mapping (image shrunk, device error) is
                 // this read's EIO.
-                let bytes = vol.img.checked(range.start, range.len()).map_err(|e| {
-                    log::error!("inode {ino}: read at {off}: {e}");
-                    FsError::new(libc::EIO, format!("inode {ino}: {e}"))
-                })?;
+                let bytes = vol
+                    .img
+                    .checked_data(range.start, range.len())
+                    .map_err(|e| {
+                        log::error!("inode {ino}: read at {off}: {e}");
+                        FsError::new(libc::EIO, format!("inode {ino}: {e}"))
+                    })?;
                 reply(bytes)
             }
             ReadOut::Copied(data) => reply(&data),

@@ -11,7 +11,7 @@ use super::error::{FsError, FsResult};
 use super::inode::{is_fast_symlink, InodeState};
 use super::lockorder::Slot;
 use super::volume::Volume;
-use super::{acl, now, Attr, Caller, DirEntryOut, Fs, State};
+use super::{acl, now, Attr, Caller, DirEntryOut, DirEntryRef, Fs, State};
 use crate::format::dir::{validate_name, FileType};
 use crate::format::features::RoCompat;
 use crate::format::inode::{flags, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
@@ -58,8 +58,8 @@ impl State<'_> {
         if name.len() > 255 {
             return Err(FsError::nametoolong());
         }
-        let st = self.inodes.get(&parent).expect("loaded");
-        let dir = st.dir.as_ref().expect("loaded");
+        let st = self.inodes.get_mut(&parent).expect("loaded");
+        let dir = st.dir.as_mut().expect("loaded");
         match name {
             b"." => Ok(parent),
             b".." => Ok(dir.parent),
@@ -556,39 +556,43 @@ impl State<'_> {
         )))
     }
 
-    /// Entries of directory `ino` after cookie `offset` ("." is 1, ".." 2).
-    pub fn readdir(&mut self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
+    /// Hands the entries of directory `ino` after cookie `offset` ("." is
+    /// 1, ".." 2) to `visit` in cookie order, until it returns true (its
+    /// reply is full).
+    pub fn readdir_with(
+        &mut self,
+        ino: u32,
+        offset: u64,
+        mut visit: impl FnMut(DirEntryRef<'_>) -> bool,
+    ) -> FsResult<()> {
         self.ensure_dir(ino)?;
         let dir = self.inodes[&ino].dir.as_ref().expect("loaded");
-        let mut out = Vec::new();
-        if offset < 1 {
-            out.push(DirEntryOut {
-                ino,
-                offset: 1,
-                file_type: FileType::Directory,
-                name: b".".to_vec(),
-            });
-        }
-        if offset < 2 {
-            out.push(DirEntryOut {
-                ino: dir.parent,
-                offset: 2,
-                file_type: FileType::Directory,
-                name: b"..".to_vec(),
-            });
+        let dots = [(ino, 1, &b"."[..]), (dir.parent, 2, &b".."[..])];
+        for (dot_ino, cookie, name) in dots {
+            if offset < cookie {
+                let e = DirEntryRef {
+                    ino: dot_ino,
+                    offset: cookie,
+                    file_type: FileType::Directory,
+                    name,
+                };
+                if visit(e) {
+                    return Ok(());
+                }
+            }
         }
         for (c, e) in dir.iter_after(offset.max(2)) {
-            if out.len() >= max {
-                break;
-            }
-            out.push(DirEntryOut {
+            let e = DirEntryRef {
                 ino: e.ino,
                 offset: c,
                 file_type: e.file_type,
-                name: e.name.clone(),
-            });
+                name: e.name,
+            };
+            if visit(e) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The target of a symlink.
@@ -825,6 +829,24 @@ impl Fs {
         })
     }
 
+    /// A lookup of the entry a listing just returned, found by its cookie
+    /// (no name index needed, see [`DirState`]): ENOENT if that entry has
+    /// gone or now has another name.
+    pub fn lookup_listed(&self, parent: u32, cookie: u64, name: &[u8]) -> FsResult<Attr> {
+        self.op(&[parent], |st| {
+            st.ensure_dir(parent)?;
+            let dir = st.inodes[&parent].dir.as_ref().expect("loaded");
+            let ino = match dir.at_cookie(cookie) {
+                Some(e) if e.name == name => e.ino,
+                _ => return Err(FsError::noent()),
+            };
+            let s = st.get(ino)?;
+            s.nlookup += 1;
+            let s = st.inodes.get(&ino).expect("loaded");
+            Ok(st.attr_of(s))
+        })
+    }
+
     /// Drops `n` lookup references.
     pub fn forget(&self, ino: u32, n: u64) {
         let r = self.op(&[], |st| {
@@ -922,17 +944,54 @@ impl Fs {
         self.sync_if_requested()
     }
 
+    /// Up to `max` entries of directory `ino` after cookie `offset`.
     pub fn readdir(&self, ino: u32, offset: u64, max: usize) -> FsResult<Vec<DirEntryOut>> {
+        let mut out = Vec::new();
+        self.readdir_with(ino, offset, |e| {
+            out.push(DirEntryOut {
+                ino: e.ino,
+                offset: e.offset,
+                file_type: e.file_type,
+                name: e.name.to_vec(),
+            });
+            out.len() >= max
+        })?;
+        Ok(out)
+    }
+
+    /// The entries of directory `ino` after cookie `offset`, handed to
+    /// `visit` (under the directory's lock: it should only copy them)
+    /// until it returns true.
+    pub fn readdir_with(
+        &self,
+        ino: u32,
+        offset: u64,
+        mut visit: impl FnMut(DirEntryRef<'_>) -> bool,
+    ) -> FsResult<()> {
         self.op(&[ino], |st| {
-            let out = st.readdir(ino, offset, max)?;
+            st.readdir_with(ino, offset, &mut visit)?;
             if offset == 0 {
                 st.touch_atime(ino);
             }
-            Ok(out)
+            Ok(())
         })
     }
 
     pub fn readlink(&self, ino: u32) -> FsResult<Vec<u8>> {
         self.op(&[ino], |st| st.readlink(ino))
+    }
+
+    /// Starts reading the inode table blocks of those of `inos` not loaded
+    /// yet, all at once (a READDIRPLUS reply describes entries in hash
+    /// order, scattered over the table, and would otherwise wait for a
+    /// read of each in turn); returns how many that was.
+    pub fn prefetch_inodes(&self, inos: impl IntoIterator<Item = u32>) -> usize {
+        let vol = self.gate.read();
+        let cold: Vec<u32> = inos
+            .into_iter()
+            .filter(|&ino| !self.shard(ino).lock().contains_key(&ino))
+            .collect();
+        vol.prefetch_inodes(cold.iter().copied());
+        cold.len()
     }
 }

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::cache::{self, BlockCache, BlockKind};
 use super::error::{FsError, FsResult};
 use super::lockorder::{Level, OrdGuard, OrdMappedGuard, OrdMutex};
+use super::readahead::ItableReadahead;
 use crate::device::Image;
 use crate::format::bitmap;
 use crate::format::features::Features;
@@ -68,6 +69,8 @@ pub struct Volume {
     pub feat: Features,
     locs: Vec<GroupLoc>,
     groups: Vec<OrdMutex<Group>>,
+    /// Per group: read-ahead state of its inode table.
+    itable_readahead: Vec<ItableReadahead>,
     /// Free blocks not claimed by an allocation in progress.
     free_blocks: AtomicU64,
     free_inodes: AtomicU64,
@@ -160,6 +163,9 @@ impl Volume {
             .enumerate()
             .map(|(g, desc)| OrdMutex::new(Level::Group, g as u64, Group { desc, dirty: false }))
             .collect();
+        let itable_readahead = (0..geo.groups_count)
+            .map(|_| ItableReadahead::default())
+            .collect();
         Ok(Volume {
             img,
             cache: OrdMutex::new(Level::Cache, 0, cache),
@@ -167,6 +173,7 @@ impl Volume {
             geo,
             feat,
             locs,
+            itable_readahead,
             groups,
             free_blocks: AtomicU64::new(free_blocks),
             free_inodes: AtomicU64::new(free_inodes),
@@ -208,7 +215,14 @@ impl Volume {
                 return Ok(());
             }
         }
-        out.copy_from_slice(&self.image_block(blk)?[from..end]);
+        let data = cache::image_block_in(
+            &self.img,
+            cache::View::Data,
+            blk,
+            self.block_size(),
+            self.geo.blocks_count,
+        )?;
+        out.copy_from_slice(&data[from..end]);
         Ok(())
     }
 
@@ -568,6 +582,64 @@ impl Volume {
             table + u64::from(idx) / per_block as u64,
             (idx as usize % per_block) * isize,
         ))
+    }
+
+    /// Starts reading blocks `first..first+count` into memory (see
+    /// [`Image::prefetch`]).
+    pub fn prefetch_blocks(&self, first: u64, count: u64) {
+        let bs = self.block_size() as u64;
+        self.img
+            .prefetch(first.saturating_mul(bs), count.saturating_mul(bs));
+    }
+
+    /// Reading inode `ino`: asks for the stretches of its group's inode
+    /// table that reading in table order will want next (see
+    /// [`ItableReadahead`]).
+    pub fn prefetch_inode_table(&self, ino: u32) {
+        let (g, idx) = self.geo.inode_location(ino);
+        let Some(ra) = self.itable_readahead.get(g as usize) else {
+            return;
+        };
+        let per_block = (self.block_size() as u64 / u64::from(self.geo.inode_size)).max(1);
+        let used_blocks = || {
+            let grp = self.groups[g as usize].lock();
+            let d = &grp.desc;
+            let ipg = u64::from(self.geo.inodes_per_group);
+            let used = if d.has_flag(BG_INODE_UNINIT) {
+                0
+            } else if self.feat.has_group_csum() {
+                ipg.saturating_sub(u64::from(d.itable_unused))
+            } else {
+                ipg
+            };
+            used.div_ceil(per_block)
+        };
+        let table_blocks = u64::from(self.geo.inode_table_blocks);
+        let table = self.locs[g as usize].inode_table;
+        for (first, count) in ra.on_read(u64::from(idx) / per_block, table_blocks, used_blocks) {
+            self.prefetch_blocks(table + first, count);
+        }
+    }
+
+    /// Starts reading the inode table blocks of `inos` (the inodes a reply
+    /// is about to describe), all at once.
+    pub fn prefetch_inodes(&self, inos: impl IntoIterator<Item = u32>) {
+        let mut blocks: Vec<u64> = inos
+            .into_iter()
+            .filter_map(|ino| self.inode_location(ino).ok())
+            .map(|(blk, _)| blk)
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let mut i = 0;
+        while i < blocks.len() {
+            let mut n = 1;
+            while i + n < blocks.len() && blocks[i + n] == blocks[i] + n as u64 {
+                n += 1;
+            }
+            self.prefetch_blocks(blocks[i], n as u64);
+            i += n;
+        }
     }
 
     /// Whether the group of `ino` has never had its inode table written
