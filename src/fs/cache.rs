@@ -41,7 +41,7 @@ const POOL_MAX_BYTES: usize = 16 << 20;
 pub struct BlockCache {
     block_size: usize,
     blocks_count: u64,
-    dirty: HashMap<u64, DirtyBlock>,
+    dirty: HashMap<u64, DirtyBlock, foldhash::fast::RandomState>,
     /// Buffers of written-back blocks, ready for reuse.
     pool: Vec<Box<[u8]>>,
 }
@@ -51,7 +51,7 @@ impl BlockCache {
         BlockCache {
             block_size,
             blocks_count,
-            dirty: HashMap::new(),
+            dirty: HashMap::default(),
             pool: Vec::new(),
         }
     }

@@ -163,7 +163,7 @@ struct Misc {
 }
 
 /// The loaded inodes.
-type Table = HashMap<u32, Slot<InodeState>>;
+type Table = HashMap<u32, Slot<InodeState>, foldhash::fast::RandomState>;
 
 /// A mounted file system.
 pub struct Fs {
@@ -248,7 +248,7 @@ impl Fs {
             gate: OrdRwLock::new(Level::Gate, vol),
             rename_lock: OrdMutex::new(Level::Rename, 0, ()),
             table: (0..TABLE_SHARDS)
-                .map(|i| OrdMutex::new(Level::Table, i as u64, HashMap::new()))
+                .map(|i| OrdMutex::new(Level::Table, i as u64, HashMap::default()))
                 .collect(),
             opts,
             next_generation: AtomicU32::new(generation_seed),
