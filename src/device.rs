@@ -1,13 +1,14 @@
 //! The image a mounted file system lives in: a regular file or a block
 //! device, memory-mapped whole.
 //!
-//! Reads are served straight from the mapping. Writes come only from the
-//! write-back path of the block cache and go through pwrite(2) on the
-//! file, not through the mapping: both share the page cache, so the
-//! mapping sees them at once, and a failing write (ENOSPC on the file
-//! system holding a sparse image, EIO) comes back as an error, which the
-//! cache keeps its dirty blocks for and fsync reports, instead of a SIGBUS
-//! that would kill the daemon with the data. [`Image::flush`] then makes
+//! Reads are served straight from the mapping. Writes come from the
+//! write-back path of the block cache, and whole blocks of file data from
+//! the write itself (`Volume::write_data_blocks`); all go through
+//! pwrite(2) on the file, not through the mapping: both share the page
+//! cache, so the mapping sees them at once, and a failing write (ENOSPC
+//! on the file system holding a sparse image, EIO) comes back as an
+//! error, which the cache keeps its dirty blocks for and fsync reports,
+//! instead of a SIGBUS that would kill the daemon with the data. [`Image::flush`] then makes
 //! them durable with msync and fdatasync. A read-only image is mapped
 //! read-only, so a bug can never write to it.
 //!
@@ -190,6 +191,20 @@ impl Image {
         start
             .checked_add(data.len())
             .filter(|&e| e <= m.len())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        self.file.write_all_at(data, offset)
+    }
+
+    /// Writes file data into the image at byte `offset`, from an operation
+    /// that shares the image with others (pwrite needs no exclusive
+    /// access; the file system keeps writers of one block apart).
+    pub fn write_data_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let Mapping::ReadWrite(m) = &self.map else {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        };
+        offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= m.len() as u64)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
         self.file.write_all_at(data, offset)
     }

@@ -332,3 +332,41 @@ fn fsync_amid_concurrent_writers_survives_sigkill() {
     }
     report_e2fsck(&img, "after SIGKILL amid writers");
 }
+
+/// A file deleted without a sync is still in the image until write-back,
+/// blocks and all. A new file that gets those blocks must not write its
+/// data into them before then (large writes go to the image directly, not
+/// through the cache): after a SIGKILL, the old file may come back, but
+/// with its own bytes, never another file's. Checked with debugfs, with
+/// both block sizes, for a whole overwrite and for new files of several
+/// sizes.
+#[test]
+fn blocks_freed_since_write_back_never_show_new_data_after_sigkill() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    for bs in [1024, 4096] {
+        let dir = TempDir::new("freed-reuse");
+        let img = dir.join("img");
+        make_fext_image(&img, 64 << 20, "ext4", Some(bs), "");
+        let old = pattern(3 << 20, 21);
+        {
+            let m = FextMount::new(&img, NO_BACKGROUND);
+            fs::write(m.join("old"), &old).unwrap();
+            sys::fsync_dir(m.path()).unwrap(); // everything written back
+            fs::remove_file(m.join("old")).unwrap();
+            // New data, in 1 MiB writes, lands where "old" was.
+            for (i, len) in [(1u64, 3 << 20), (2, 1 << 20), (3, 300_000)] {
+                fs::write(m.join(format!("new{i}")), pattern(len, 100 + i)).unwrap();
+            }
+            let log = m.kill();
+            eprintln!("daemon log before the kill:\n{log}");
+        }
+        let back = debugfs_cat(&img, "/old");
+        assert!(
+            back == old,
+            "{bs}: the unsynced deletion's file shows other data"
+        );
+        report_e2fsck(&img, &format!("{bs}: after SIGKILL"));
+    }
+}

@@ -11,11 +11,16 @@
 //! the file system can start write-back at a background threshold and
 //! throttle writers at a hard limit.
 //!
+//! Whole blocks of file data may skip the cache and go to the image as
+//! they are written (`Volume::write_data_blocks`), but not blocks freed
+//! since the last complete write-back, which the cache remembers: the
+//! image may still show them in use by the file they were freed from.
+//!
 //! Write-back sends runs of consecutive dirty blocks with one vectored
 //! write each, and keeps a bounded pool of the freed block buffers so a
 //! streaming writer does not allocate and free a buffer per block.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use super::error::{FsError, FsResult};
@@ -44,6 +49,10 @@ pub struct BlockCache {
     dirty: HashMap<u64, DirtyBlock, foldhash::fast::RandomState>,
     /// Buffers of written-back blocks, ready for reuse.
     pool: Vec<Box<[u8]>>,
+    /// Blocks freed since the last complete write-back, as ranges (start
+    /// -> end): the image may still show them in use by their old owner,
+    /// so new data must not reach them there before that metadata does.
+    freed: BTreeMap<u64, u64>,
 }
 
 impl BlockCache {
@@ -53,6 +62,7 @@ impl BlockCache {
             blocks_count,
             dirty: HashMap::default(),
             pool: Vec::new(),
+            freed: BTreeMap::new(),
         }
     }
 
@@ -154,6 +164,34 @@ impl BlockCache {
         }
     }
 
+    /// A block was freed: drops its pending change and remembers it until
+    /// the next complete write-back.
+    pub fn freed(&mut self, blk: u64) {
+        self.discard(blk);
+        let (mut start, mut end) = (blk, blk + 1);
+        if let Some((&s, &e)) = self.freed.range(..=blk).next_back() {
+            if e >= blk {
+                if e > blk {
+                    return; // already there
+                }
+                start = s;
+            }
+        }
+        if let Some(e) = self.freed.remove(&end) {
+            end = e;
+        }
+        self.freed.insert(start, end);
+    }
+
+    /// Whether any of blocks `first..first+count` was freed since the last
+    /// complete write-back.
+    pub fn any_freed(&self, first: u64, count: u64) -> bool {
+        self.freed
+            .range(..first.saturating_add(count))
+            .next_back()
+            .is_some_and(|(_, &end)| end > first)
+    }
+
     pub fn dirty_bytes(&self) -> usize {
         self.dirty.len() * self.block_size
     }
@@ -172,7 +210,10 @@ impl BlockCache {
         let split = blocks.partition_point(|&(kind, _)| kind == BlockKind::Data);
         let order: Vec<u64> = blocks.into_iter().map(|(_, b)| b).collect();
         self.write_runs(img, &order[..split])?;
-        self.write_runs(img, &order[split..])
+        self.write_runs(img, &order[split..])?;
+        // The image's metadata now shows every free made so far.
+        self.freed.clear();
+        Ok(())
     }
 
     /// Writes back only data blocks (fdatasync of file data before its
@@ -234,7 +275,7 @@ impl BlockCache {
 }
 
 /// A block number past the end of the file system is corruption.
-fn check_block(blk: u64, blocks_count: u64) -> FsResult<()> {
+pub fn check_block(blk: u64, blocks_count: u64) -> FsResult<()> {
     if blk >= blocks_count {
         return Err(FsError::corrupt(format!(
             "block {blk} beyond the end of the file system ({blocks_count} blocks)"
@@ -283,4 +324,27 @@ pub fn image_block_in(
         log::error!("block {blk}: {e}");
         FsError::new(libc::EIO, format!("block {blk}: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_blocks_are_remembered_as_ranges() {
+        let mut c = BlockCache::new(4096, 1000);
+        for b in [10, 11, 12, 20, 14, 13, 13] {
+            c.freed(b);
+        }
+        assert_eq!(
+            c.freed.iter().map(|(&s, &e)| (s, e)).collect::<Vec<_>>(),
+            vec![(10, 15), (20, 21)]
+        );
+        assert!(c.any_freed(14, 1));
+        assert!(c.any_freed(0, 11));
+        assert!(c.any_freed(15, 6));
+        assert!(!c.any_freed(15, 5));
+        assert!(!c.any_freed(21, 100));
+        assert!(!c.any_freed(0, 10));
+    }
 }

@@ -217,8 +217,21 @@ impl State<'_> {
     ) -> FsResult<()> {
         let bs = self.vol.block_size() as u64;
         let end = off + data.len() as u64;
+        // The blocks the write covers whole go to the image directly;
+        // the partly written ones at either end through the cache.
+        let whole_from = off.div_ceil(bs).max(u64::from(lblk));
+        let whole_to = (end / bs).min(u64::from(lblk) + u64::from(count));
+        if whole_from < whole_to {
+            let src = (whole_from * bs - off) as usize;
+            let len = ((whole_to - whole_from) * bs) as usize;
+            let first = phys + (whole_from - u64::from(lblk));
+            self.vol.write_data_blocks(first, &data[src..src + len])?;
+        }
         for i in 0..count {
             let lb = lblk + i;
+            if (whole_from..whole_to).contains(&u64::from(lb)) {
+                continue;
+            }
             let (from, to) = block_span(lb, off, end, bs);
             let whole = from == 0 && to == bs as usize;
             let mut blk = if fresh || whole {

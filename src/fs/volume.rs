@@ -256,6 +256,57 @@ impl Volume {
         Ok(OrdGuard::map(cache, |c| c.block_mut(blk)))
     }
 
+    /// Writes whole blocks of file data, `data.len() / block size` of them
+    /// from `first`: straight into the image when none of them was freed
+    /// since the last write-back (a pending change of those blocks is
+    /// dropped: this replaces it), else, and when the image refuses the
+    /// write, into the cache as usual (the error then comes back from
+    /// write-back, with the data kept). Written directly, data reaches the
+    /// image before the metadata that will point at it, as write-back
+    /// orders it, and fsync's flush of the image covers it. Blocks freed
+    /// since the last write-back may still belong to their old file in
+    /// the image, which must never show another file's data after a
+    /// crash: those wait for write-back.
+    pub fn write_data_blocks(&self, first: u64, data: &[u8]) -> FsResult<()> {
+        if self.read_only {
+            return Err(FsError::rofs());
+        }
+        let bs = self.block_size();
+        let count = (data.len() / bs) as u64;
+        debug_assert_eq!(data.len() % bs, 0);
+        cache::check_block(
+            first.saturating_add(count.saturating_sub(1)),
+            self.geo.blocks_count,
+        )?;
+        let direct = {
+            let mut cache = self.cache.lock();
+            let direct = !cache.any_freed(first, count);
+            if direct {
+                for b in first..first + count {
+                    cache.discard(b);
+                }
+            }
+            direct
+        };
+        if direct {
+            let written = first
+                .checked_mul(bs as u64)
+                .ok_or_else(FsError::io)
+                .and_then(|at| self.img.write_data_at(at, data).map_err(FsError::from));
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) => log::warn!(
+                    "blocks {first}+{count}: direct write failed ({e}); kept for write-back"
+                ),
+            }
+        }
+        for (i, chunk) in data.chunks_exact(bs).enumerate() {
+            self.new_block(first + i as u64, BlockKind::Data)?
+                .copy_from_slice(chunk);
+        }
+        Ok(())
+    }
+
     /// The write-back reservation.
     pub fn meta_reserve(&self) -> u64 {
         self.meta_reserve.load(Ordering::Acquire)
@@ -444,7 +495,7 @@ impl Volume {
             {
                 let mut cache = self.cache.lock();
                 for x in b..gend {
-                    cache.discard(x);
+                    cache.freed(x);
                 }
             }
             if freed != (gend - b) as u32 {
@@ -746,7 +797,9 @@ impl Volume {
     }
 
     /// Makes what was written into the image durable (msync + fdatasync);
-    /// operations may run meanwhile, as they never write the image.
+    /// operations may run meanwhile (they write only file data into the
+    /// image, see [`Volume::write_data_blocks`]; what they wrote before the
+    /// flush began is covered).
     pub fn flush(&self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
