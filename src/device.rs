@@ -209,6 +209,22 @@ impl Image {
         self.file.write_all_at(data, offset)
     }
 
+    /// Starts writing `len` bytes at `offset` out to the device without
+    /// waiting (sync_file_range SYNC_FILE_RANGE_WRITE). Advisory.
+    pub fn start_writeout(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor this Image owns.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
     /// Writes consecutive buffers into the image starting at byte `offset`
     /// with as few pwritev(2) calls as the kernel allows (one per IOV_MAX
     /// buffers, plus retries after short writes).
