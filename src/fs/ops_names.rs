@@ -981,17 +981,17 @@ impl Fs {
         self.op(&[ino], |st| st.readlink(ino))
     }
 
-    /// Starts reading the inode table blocks of those of `inos` not loaded
-    /// yet, all at once (a READDIRPLUS reply describes entries in hash
-    /// order, scattered over the table, and would otherwise wait for a
-    /// read of each in turn); returns how many that was.
-    pub fn prefetch_inodes(&self, inos: impl IntoIterator<Item = u32>) -> usize {
-        let vol = self.gate.read();
-        let cold: Vec<u32> = inos
-            .into_iter()
+    /// Those of `inos` not loaded in memory yet.
+    pub fn not_loaded(&self, inos: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        inos.into_iter()
             .filter(|&ino| !self.shard(ino).lock().contains_key(&ino))
-            .collect();
-        vol.prefetch_inodes(cold.iter().copied());
-        cold.len()
+            .collect()
+    }
+
+    /// Starts reading the inode table blocks of `inos`, all at once (a
+    /// READDIRPLUS reply describes entries in hash order, scattered over
+    /// the table, and would otherwise wait for a read of each in turn).
+    pub fn prefetch_inodes(&self, inos: &[u32]) {
+        self.gate.read().prefetch_inodes(inos.iter().copied());
     }
 }

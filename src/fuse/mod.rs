@@ -18,9 +18,9 @@
 //! inheritance); see `fs::acl`. Round trips the kernel can skip are
 //! skipped: FLUSH is answered ENOSYS once (nothing to do at close), so the
 //! kernel stops sending it. Requests are counted by opcode ([`stats`]).
-//! A READDIRPLUS reply that has to read inodes from the image asks for
-//! all their table blocks at once and ends after one chunk of entries (a
-//! plain listing of a large cold directory then reads few inodes).
+//! A READDIRPLUS reply that has to read inodes from the image ends early
+//! (a plain listing of a large cold directory then reads one inode), and
+//! for a small directory asks for all their table blocks at once.
 //! Replies with the attributes of a file that just lost one of its names
 //! guard the kernel's link count against a race in its FUSE client
 //! ([`link_count`]).
@@ -760,13 +760,19 @@ impl Filesystem for FuseFs {
                 Err(_) => break,
             };
             let got = entries.len();
-            // Inodes not in memory yet must be read from the image: ask for
-            // all their blocks at once, and end the reply with this chunk.
-            // The kernel goes on with plain READDIR unless something looks
-            // names up in between, so listing a large cold directory reads
-            // one chunk's inodes, not a whole reply's.
+            // Inodes not in memory yet must be read from the image, which a
+            // plain listing (ls, find) does not need: the reply ends with
+            // this chunk, and the kernel goes on with plain READDIR unless
+            // something looks names up in between. In a directory larger
+            // than a chunk, the reply even ends at the first such inode;
+            // in a smaller one, all of their blocks are asked for at once
+            // and the whole directory comes with attributes.
             let names = entries.iter().filter(|e| e.offset > 2);
-            let cold = self.fs.prefetch_inodes(names.map(|e| e.ino));
+            let cold = self.fs.not_loaded(names.map(|e| e.ino));
+            let large = got == READDIRPLUS_CHUNK;
+            if !large {
+                self.fs.prefetch_inodes(&cold);
+            }
             for e in entries {
                 next = e.offset;
                 let dots = e.name == b"." || e.name == b"..";
@@ -793,8 +799,11 @@ impl Filesystem for FuseFs {
                     return reply.ok();
                 }
                 sent += 1;
+                if large && cold.contains(&e.ino) {
+                    return reply.ok();
+                }
             }
-            if got < READDIRPLUS_CHUNK || cold > 0 {
+            if got < READDIRPLUS_CHUNK || !cold.is_empty() {
                 break;
             }
         }
