@@ -151,22 +151,19 @@ impl Image {
     /// waiting (MADV_WILLNEED), so the faults that follow find them on their
     /// way in. Advisory: errors and ranges past the end are ignored.
     pub fn prefetch(&self, offset: u64, len: u64) {
-        let bytes = self.bytes();
-        let page = 4096u64;
-        let start = offset / page * page;
-        let end = offset.saturating_add(len).min(bytes.len() as u64);
-        if start >= end {
+        let size = self.bytes().len();
+        let Ok(start) = usize::try_from(offset) else {
+            return;
+        };
+        if start >= size {
             return;
         }
-        // SAFETY: the range lies inside the mapping this Image owns;
-        // MADV_WILLNEED only starts reads and never changes its contents.
-        unsafe {
-            libc::madvise(
-                bytes.as_ptr().add(start as usize) as *mut libc::c_void,
-                (end - start) as usize,
-                libc::MADV_WILLNEED,
-            );
-        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX).min(size - start);
+        // memmap2 rounds the start down to a page boundary.
+        let _ = match &self.map {
+            Mapping::ReadOnly(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
+            Mapping::ReadWrite(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
+        };
     }
 
     pub fn len(&self) -> u64 {
@@ -181,31 +178,24 @@ impl Image {
         matches!(self.map, Mapping::ReadWrite(_))
     }
 
-    /// Writes `data` into the image at byte `offset` (pwrite; see the
-    /// module notes for why not through the mapping).
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let Mapping::ReadWrite(m) = &self.map else {
-            return Err(io::Error::from_raw_os_error(libc::EROFS));
-        };
-        let start = usize::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
-        start
-            .checked_add(data.len())
-            .filter(|&e| e <= m.len())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
-        self.file.write_all_at(data, offset)
-    }
-
-    /// Writes file data into the image at byte `offset`, from an operation
-    /// that shares the image with others (pwrite needs no exclusive
-    /// access; the file system keeps writers of one block apart).
-    pub fn write_data_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    /// Checks that `len` bytes at byte `offset` may be written: EROFS for
+    /// a read-only image, EIO past its end.
+    fn check_write(&self, offset: u64, len: usize) -> io::Result<()> {
         let Mapping::ReadWrite(m) = &self.map else {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         };
         offset
-            .checked_add(data.len() as u64)
+            .checked_add(len as u64)
             .filter(|&e| e <= m.len() as u64)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
+    }
+
+    /// Writes `data` into the image at byte `offset` (pwrite; see the
+    /// module notes for why not through the mapping). Needs no exclusive
+    /// access: the file system keeps writers of one block apart.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check_write(offset, data.len())?;
         self.file.write_all_at(data, offset)
     }
 
@@ -231,15 +221,7 @@ impl Image {
     pub fn write_vectored_at(&mut self, offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         const IOV_MAX: usize = 1024;
-        let Mapping::ReadWrite(m) = &self.map else {
-            return Err(io::Error::from_raw_os_error(libc::EROFS));
-        };
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let start = usize::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
-        start
-            .checked_add(total)
-            .filter(|&e| e <= m.len())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        self.check_write(offset, bufs.iter().map(|b| b.len()).sum())?;
         let mut pos = offset;
         let mut i = 0;
         while i < bufs.len() {

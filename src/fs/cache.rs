@@ -21,6 +21,7 @@
 //! streaming writer does not allocate and free a buffer per block.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::time::Instant;
 
 use super::error::{FsError, FsResult};
@@ -164,21 +165,37 @@ impl BlockCache {
         }
     }
 
-    /// A block was freed: drops its pending change and remembers it until
-    /// the next complete write-back.
-    pub fn freed(&mut self, blk: u64) {
-        self.discard(blk);
-        let (mut start, mut end) = (blk, blk + 1);
-        if let Some((&s, &e)) = self.freed.range(..=blk).next_back() {
-            if e >= blk {
-                if e > blk {
-                    return; // already there
-                }
-                start = s;
-            }
+    /// Drops the pending changes of blocks `blocks`.
+    pub fn discard_range(&mut self, blocks: Range<u64>) {
+        if self.dirty.is_empty() {
+            return;
         }
-        if let Some(e) = self.freed.remove(&end) {
-            end = e;
+        for blk in blocks {
+            self.discard(blk);
+        }
+    }
+
+    /// Blocks `blocks` were freed: drops their pending changes and
+    /// remembers them until the next complete write-back.
+    pub fn freed(&mut self, blocks: Range<u64>) {
+        if blocks.is_empty() {
+            return;
+        }
+        self.discard_range(blocks.clone());
+        let (mut start, mut end) = (blocks.start, blocks.end);
+        // Ranges are disjoint and sorted, so those that overlap or touch
+        // `start..end` are the last ones starting at or before `end`.
+        let touching: Vec<u64> = self
+            .freed
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in touching {
+            let e = self.freed.remove(&s).expect("just seen");
+            start = start.min(s);
+            end = end.max(e);
         }
         self.freed.insert(start, end);
     }
@@ -334,7 +351,7 @@ mod tests {
     fn freed_blocks_are_remembered_as_ranges() {
         let mut c = BlockCache::new(4096, 1000);
         for b in [10, 11, 12, 20, 14, 13, 13] {
-            c.freed(b);
+            c.freed(b..b + 1);
         }
         assert_eq!(
             c.freed.iter().map(|(&s, &e)| (s, e)).collect::<Vec<_>>(),

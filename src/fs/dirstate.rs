@@ -122,22 +122,20 @@ impl DirState {
         }
     }
 
-    /// Index into `slots` of the live entry called `name` (the name index
-    /// must exist: see [`Self::ensure_index`]).
-    fn find(&self, name: &[u8]) -> Option<usize> {
+    /// Index into `slots` of the live entry called `name`, whose hash is
+    /// `hash` (the name index must exist: see [`Self::ensure_index`]).
+    fn find(&self, hash: u64, name: &[u8]) -> Option<usize> {
         let index = self.by_name.as_ref()?;
-        let hash = self.hasher.hash_one(name);
         let (slots, names) = (&self.slots, &self.names);
         let same = |&i: &u32| slot_name(names, &slots[i as usize]) == name;
         index.find(hash, same).map(|&i| i as usize)
     }
 
-    /// Adds slot `index` to the name index (which must exist and not hold
-    /// its name yet).
-    fn index_slot(&mut self, index: usize) {
+    /// Adds slot `index`, whose name hashes to `hash`, to the name index
+    /// (which must exist and not hold its name yet).
+    fn index_slot(&mut self, index: usize, hash: u64) {
         let (slots, names, hasher) = (&self.slots, &self.names, &self.hasher);
         let hash_of = |&i: &u32| hasher.hash_one(slot_name(names, &slots[i as usize]));
-        let hash = hash_of(&(index as u32));
         if let Some(table) = self.by_name.as_mut() {
             table.insert_unique(hash, index as u32, hash_of);
         }
@@ -150,9 +148,15 @@ impl DirState {
         }
     }
 
-    pub fn lookup(&mut self, name: &[u8]) -> Option<Entry<'_>> {
+    /// Index into `slots` of the live entry called `name`, the name index
+    /// built first if need be.
+    fn find_name(&mut self, name: &[u8]) -> Option<usize> {
         self.ensure_index();
-        self.find(name).map(|i| self.entry(&self.slots[i]))
+        self.find(self.hasher.hash_one(name), name)
+    }
+
+    pub fn lookup(&mut self, name: &[u8]) -> Option<Entry<'_>> {
+        self.find_name(name).map(|i| self.entry(&self.slots[i]))
     }
 
     /// The live entry with cookie `cookie`, if any.
@@ -168,11 +172,12 @@ impl DirState {
     /// Adds an entry; EEXIST if the name is taken.
     pub fn insert(&mut self, name: &[u8], ino: u32, file_type: FileType) -> FsResult<()> {
         self.ensure_index();
-        if self.find(name).is_some() {
+        let hash = self.hasher.hash_one(name);
+        if self.find(hash, name).is_some() {
             return Err(FsError::exist());
         }
         let index = self.append(name, ino, file_type)?;
-        self.index_slot(index);
+        self.index_slot(index, hash);
         self.dirty = true;
         Ok(())
     }
@@ -254,7 +259,8 @@ impl DirState {
                 continue;
             }
             let name = slot_name(&self.names, &self.slots[index]);
-            if self.find(name).is_some() {
+            let hash = self.hasher.hash_one(name);
+            if self.find(hash, name).is_some() {
                 log::warn!(
                     "duplicate directory entry {:?} ignored",
                     String::from_utf8_lossy(name)
@@ -262,14 +268,13 @@ impl DirState {
                 self.kill(index);
                 continue;
             }
-            self.index_slot(index);
+            self.index_slot(index, hash);
         }
     }
 
     /// Points an existing name at another inode (rename over a name).
     pub fn replace(&mut self, name: &[u8], ino: u32, file_type: FileType) -> FsResult<()> {
-        self.ensure_index();
-        let i = self.find(name).ok_or_else(FsError::noent)?;
+        let i = self.find_name(name).ok_or_else(FsError::noent)?;
         let slot = &mut self.slots[i];
         slot.ino = ino;
         slot.file_type = file_type;

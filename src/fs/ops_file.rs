@@ -203,9 +203,12 @@ impl State<'_> {
 
     /// Copies the part of a write (`data` at byte `off`) that falls in
     /// logical blocks `lblk..lblk+count` into physical blocks `phys..`.
-    /// `fresh`: the blocks' old content does not count (newly allocated or
-    /// unwritten), so they start zero-filled; otherwise only blocks the
-    /// write covers whole skip reading the old content.
+    /// The blocks the write covers whole go to the image directly
+    /// ([`Volume::write_data_blocks`]); the partly written ones at either
+    /// end through the cache. `fresh`: their old content does not count
+    /// (newly allocated or unwritten), so they start zero-filled.
+    ///
+    /// [`Volume::write_data_blocks`]: super::volume::Volume::write_data_blocks
     fn copy_into_blocks(
         &mut self,
         lblk: u32,
@@ -217,29 +220,23 @@ impl State<'_> {
     ) -> FsResult<()> {
         let bs = self.vol.block_size() as u64;
         let end = off + data.len() as u64;
-        // The blocks the write covers whole go to the image directly;
-        // the partly written ones at either end through the cache.
-        let whole_from = off.div_ceil(bs).max(u64::from(lblk));
-        let whole_to = (end / bs).min(u64::from(lblk) + u64::from(count));
-        if whole_from < whole_to {
-            let src = (whole_from * bs - off) as usize;
-            let len = ((whole_to - whole_from) * bs) as usize;
-            let first = phys + (whole_from - u64::from(lblk));
+        let run = u64::from(lblk)..u64::from(lblk) + u64::from(count);
+        let whole = off.div_ceil(bs).max(run.start)..(end / bs).min(run.end);
+        if !whole.is_empty() {
+            let src = (whole.start * bs - off) as usize;
+            let len = ((whole.end - whole.start) * bs) as usize;
+            let first = phys + (whole.start - run.start);
             self.vol.write_data_blocks(first, &data[src..src + len])?;
         }
-        for i in 0..count {
-            let lb = lblk + i;
-            if (whole_from..whole_to).contains(&u64::from(lb)) {
-                continue;
-            }
-            let (from, to) = block_span(lb, off, end, bs);
-            let whole = from == 0 && to == bs as usize;
-            let mut blk = if fresh || whole {
-                self.vol.new_block(phys + u64::from(i), BlockKind::Data)?
+        for lb in run.clone().filter(|lb| !whole.contains(lb)) {
+            let (from, to) = block_span(lb as u32, off, end, bs);
+            let blk_no = phys + (lb - run.start);
+            let mut blk = if fresh {
+                self.vol.new_block(blk_no, BlockKind::Data)?
             } else {
-                self.vol.write_block(phys + u64::from(i), BlockKind::Data)?
+                self.vol.write_block(blk_no, BlockKind::Data)?
             };
-            let src = (u64::from(lb) * bs + from as u64 - off) as usize;
+            let src = (lb * bs + from as u64 - off) as usize;
             blk[from..to].copy_from_slice(&data[src..src + (to - from)]);
         }
         Ok(())

@@ -67,6 +67,13 @@ impl State<'_> {
         }
     }
 
+    /// Takes a lookup reference on `ino` (the kernel now knows it by a
+    /// name) and returns its attributes.
+    fn take_lookup_ref(&mut self, ino: u32) -> FsResult<Attr> {
+        self.get(ino)?.nlookup += 1;
+        Ok(self.attr_of(&self.inodes[&ino]))
+    }
+
     fn dir_mut(&mut self, ino: u32) -> FsResult<&mut DirState> {
         self.ensure_dir(ino)?;
         if self.is_inline(ino)? {
@@ -822,10 +829,7 @@ impl Fs {
     pub fn lookup(&self, parent: u32, name: &[u8]) -> FsResult<Attr> {
         self.op(&[parent], |st| {
             let ino = st.lookup_ino(parent, name)?;
-            let s = st.get(ino)?;
-            s.nlookup += 1;
-            let s = st.inodes.get(&ino).expect("loaded");
-            Ok(st.attr_of(s))
+            st.take_lookup_ref(ino)
         })
     }
 
@@ -840,10 +844,7 @@ impl Fs {
                 Some(e) if e.name == name => e.ino,
                 _ => return Err(FsError::noent()),
             };
-            let s = st.get(ino)?;
-            s.nlookup += 1;
-            let s = st.inodes.get(&ino).expect("loaded");
-            Ok(st.attr_of(s))
+            st.take_lookup_ref(ino)
         })
     }
 

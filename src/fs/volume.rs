@@ -291,22 +291,16 @@ impl Volume {
             let mut cache = self.cache.lock();
             let direct = !cache.any_freed(first, count);
             if direct {
-                for b in first..first + count {
-                    cache.discard(b);
-                }
+                cache.discard_range(first..first + count);
             }
             direct
         };
         if direct {
-            let written = first
-                .checked_mul(bs as u64)
-                .ok_or_else(FsError::io)
-                .and_then(|at| self.img.write_data_at(at, data).map_err(FsError::from));
-            match written {
+            let at = first.checked_mul(bs as u64).ok_or_else(FsError::io)?;
+            match self.img.write_at(at, data) {
                 Ok(()) => {
                     if data.len() >= WRITE_BEHIND_MIN {
-                        self.img
-                            .start_writeout(first * bs as u64, data.len() as u64);
+                        self.img.start_writeout(at, data.len() as u64);
                     }
                     return Ok(());
                 }
@@ -507,12 +501,7 @@ impl Volume {
                     }
                 }
             }
-            {
-                let mut cache = self.cache.lock();
-                for x in b..gend {
-                    cache.freed(x);
-                }
-            }
+            self.cache.lock().freed(b..gend);
             if freed != (gend - b) as u32 {
                 log::warn!("freeing blocks {b}..{gend}: some were already free");
             }
