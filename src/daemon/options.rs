@@ -34,7 +34,11 @@ impl Default for DaemonOptions {
             fsname: None,
             subtype: "fext".into(),
             allow_other: false,
-            ttl: Duration::from_secs(1),
+            // The kernel's cached attributes and names stay true (the
+            // daemon is the image's only writer and invalidates what it
+            // changes on its own), so the timeout only bounds how long a
+            // mistake could last.
+            ttl: Duration::from_secs(60),
             writeback_cache: false,
             threads: 2,
             stats: false,
@@ -90,7 +94,8 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
                 o.fs.dirty_expire = Duration::from_millis(number(key, v)?)
             }
             ("attr_timeout" | "entry_timeout", Some(v)) => {
-                o.ttl = Duration::from_secs_f64(number(key, v)?)
+                o.ttl = Duration::try_from_secs_f64(number(key, v)?)
+                    .map_err(|_| format!("invalid value '{v}' for mount option {key}"))?
             }
             ("writeback_cache", None) => o.writeback_cache = true,
             ("no_writeback_cache", None) => o.writeback_cache = false,
@@ -126,5 +131,11 @@ mod tests {
             .unwrap_err()
             .contains("frobnicate"));
         assert!(parse_options(&["dirty_limit_mb=x".into()]).is_err());
+        assert_eq!(parse_options(&[]).unwrap().ttl, Duration::from_secs(60));
+        let o = parse_options(&["attr_timeout=0.5".into()]).unwrap();
+        assert_eq!(o.ttl, Duration::from_millis(500));
+        for bad in ["attr_timeout=-1", "entry_timeout=inf", "attr_timeout=nan"] {
+            assert!(parse_options(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 }

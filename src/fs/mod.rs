@@ -63,7 +63,7 @@ pub mod volume;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use error::{FsError, FsResult};
@@ -162,6 +162,10 @@ struct Misc {
     last_sync: Instant,
 }
 
+/// Told which inodes write-back gave a new size or block count (see
+/// [`Fs::on_layout_change`]).
+pub type LayoutObserver = Box<dyn Fn(&[u32]) + Send + Sync>;
+
 /// The loaded inodes.
 type Table = HashMap<u32, Slot<InodeState>, foldhash::fast::RandomState>;
 
@@ -176,6 +180,7 @@ pub struct Fs {
     opts: MountOptions,
     next_generation: AtomicU32,
     misc: OrdMutex<Misc>,
+    layout_observer: OnceLock<LayoutObserver>,
 }
 
 /// The inodes an operation holds locked.
@@ -260,7 +265,19 @@ impl Fs {
                     last_sync: Instant::now(),
                 },
             ),
+            layout_observer: OnceLock::new(),
         }
+    }
+
+    /// Registers (once) who is told about the inodes whose size or block
+    /// count changed at write-back. fext lays out directory blocks, extent
+    /// trees, indirect maps and xattr blocks only then, so a directory's
+    /// size and any inode's `st_blocks` can change with no operation on
+    /// it; a cache of attributes (the kernel's) must drop them. Called
+    /// under the exclusive gate: the observer must not call back into
+    /// `Fs`.
+    pub fn on_layout_change(&self, observer: LayoutObserver) {
+        let _ = self.layout_observer.set(observer);
     }
 
     pub fn block_size(&self) -> u32 {
@@ -408,20 +425,31 @@ impl Fs {
     /// Writes every dirty inode's structures (directory blocks, extent
     /// trees or indirect maps, xattr blocks, the inode itself) and the
     /// orphan chain into the block cache, allocating the blocks they need
-    /// (gate held exclusively). Nothing reaches the image yet; the free
-    /// counts are then final.
+    /// (gate held exclusively), and tells the layout observer which inodes
+    /// that gave a new size or block count. Nothing reaches the image yet;
+    /// the free counts are then final.
     fn write_back_metadata_of(
         &self,
         vol: &mut Volume,
         slots: &[(u32, Slot<InodeState>)],
     ) -> FsResult<()> {
-        for (_, slot) in slots {
+        let mut relaid = Vec::new();
+        let r = slots.iter().try_for_each(|(ino, slot)| {
             let mut st = slot.lock();
-            if st.is_dirty() {
-                write_back_inode(vol, &mut st)?;
+            if !st.is_dirty() {
+                return Ok(());
             }
+            let before = (st.inode.size, st.inode.blocks_512(vol.geo.block_size));
+            let r = write_back_inode(vol, &mut st);
+            if before != (st.inode.size, st.inode.blocks_512(vol.geo.block_size)) {
+                relaid.push(*ino);
+            }
+            r
+        });
+        if let (Some(observe), false) = (self.layout_observer.get(), relaid.is_empty()) {
+            observe(&relaid);
         }
-        ops_names::write_back_orphans(vol, slots)
+        r.and_then(|()| ops_names::write_back_orphans(vol, slots))
     }
 
     /// Flushes the image (under the shared gate at least).

@@ -8,16 +8,20 @@
 //! Kernel features requested at init ([`negotiate`]): parallel directory
 //! operations, readdirplus, large requests (1 MiB writes), cached symlinks,
 //! suid/sgid clearing by the daemon ([`killpriv`]), and attribute and entry
-//! timeouts, negative entries included: the daemon is the only writer of
-//! the image, so what the kernel caches stays true. The writeback cache
+//! timeouts (a minute by default), negative entries included: the daemon
+//! is the only writer of the image, so what the kernel caches stays true;
+//! attributes the daemon changes on its own (write-back's layout, a
+//! cleared set-user-ID) are invalidated ([`notify`]). The writeback cache
 //! when asked (SEEK_DATA/SEEK_HOLE on a file open for writing then first
 //! has the kernel write back its pages, see [`notify`]). POSIX ACLs:
 //! `FUSE_POSIX_ACL` (the kernel enforces and caches ACLs, and refreshes
 //! attributes after an ACL change) and `FUSE_DONT_MASK` (create modes
 //! arrive unmasked with the umask beside them, for default-ACL
 //! inheritance); see `fs::acl`. Round trips the kernel can skip are
-//! skipped: FLUSH is answered ENOSYS once (nothing to do at close), so the
-//! kernel stops sending it. Requests are counted by opcode ([`stats`]).
+//! skipped: FLUSH, and OPEN unless the writeback cache is on, are
+//! answered ENOSYS once (nothing to do at open or close), so the kernel
+//! stops sending them (and RELEASE for the files it opens). Requests are
+//! counted by opcode ([`stats`]).
 //! A READDIRPLUS reply that has to read inodes from the image ends early
 //! (a plain listing of a large cold directory then reads one inode), and
 //! for a small directory asks for all their table blocks at once.
@@ -235,13 +239,24 @@ pub struct FuseFs {
 
 impl FuseFs {
     pub fn new(fs: Arc<Fs>, o: &AdapterOptions) -> Self {
+        let notify: Arc<KernelNotify> = Arc::default();
+        // Attributes write-back changed behind the kernel's cache (a
+        // directory's size, st_blocks once an extent tree is laid out):
+        // the kernel fetches them again instead of keeping them for the
+        // attribute timeout.
+        let relaid = notify.clone();
+        fs.on_layout_change(Box::new(move |inos| {
+            for &ino in inos {
+                relaid.drop_cached_attrs(to_fuse(ino));
+            }
+        }));
         FuseFs {
             fs,
             ttl: o.ttl,
             writeback_cache: o.writeback_cache,
             print_stats: o.stats,
             stats: OpStats::new(o.stats),
-            notify: Arc::default(),
+            notify,
         }
     }
 
@@ -275,6 +290,8 @@ impl FuseFs {
                 ..SetAttr::default()
             };
             self.fs.setattr(ino, &ch)?;
+            // No reply carries the new mode: the kernel must fetch it.
+            self.notify.drop_cached_attrs(to_fuse(ino));
         }
         Ok(())
     }
@@ -604,6 +621,18 @@ impl Filesystem for FuseFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _counted = self.stats.count(Op::Open);
+        if !self.writeback_cache {
+            // Nothing to do at open: permissions are the kernel's
+            // (default_permissions), and an unlinked file stays while the
+            // kernel holds its inode, which it does while the file is open
+            // (it sends FORGET only after the last close). ENOSYS makes
+            // the kernel stop sending OPEN, and RELEASE for what it opens
+            // from then on (files it creates still get RELEASE): two round
+            // trips less per open() and close(), with FOPEN_KEEP_CACHE as
+            // the kernel's default. With the writeback cache, opens for
+            // writing are counted (see `lseek`), so OPEN stays.
+            return reply.error(Errno::ENOSYS);
+        }
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.fs.open(to_ext(ino), writable) {
             Ok(()) => reply.opened(handle(writable), FopenFlags::FOPEN_KEEP_CACHE),

@@ -3,8 +3,10 @@
 //! state must be brought together:
 //!
 //! - [`KernelNotify::drop_cached_attrs`]: the kernel forgets an inode's
-//!   attributes and ignores those of replies to requests sent before (see
-//!   `link_count`);
+//!   attributes and ignores those of replies to requests sent before: for
+//!   attributes no reply brings (write-back gave a directory a new size or
+//!   a file an extent tree block; a write cleared set-user-ID) and to guard
+//!   link counts (see `link_count`);
 //! - [`KernelNotify::write_back_pages`]: with the writeback cache, the
 //!   kernel writes an inode's dirty pages to the daemon (WRITE requests)
 //!   and drops its cached pages before the notification returns; used so

@@ -65,6 +65,8 @@ pub struct FextMount {
     image: PathBuf,
     mounted: bool,
     watchdog_stop: Arc<AtomicBool>,
+    /// The daemon's output, kept when it exits after an unmount.
+    final_log: String,
 }
 
 impl FextMount {
@@ -157,6 +159,7 @@ impl FextMount {
             image: image.to_owned(),
             mounted: true,
             watchdog_stop,
+            final_log: String::new(),
         })
     }
 
@@ -205,6 +208,18 @@ impl FextMount {
         let log_on_failure = self.log();
         match self.try_unmount() {
             Ok(0) => {}
+            Ok(code) => panic!("fext exited {code} after unmount; its log:\n{log_on_failure}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`FextMount::unmount`], then everything the daemon printed, up to
+    /// its exit (`-o stats` prints its table of requests then).
+    #[track_caller]
+    pub fn unmount_with_log(mut self) -> String {
+        let log_on_failure = self.log();
+        match self.unmount_inner() {
+            Ok(0) => std::mem::take(&mut self.final_log),
             Ok(code) => panic!("fext exited {code} after unmount; its log:\n{log_on_failure}"),
             Err(e) => panic!("{e}"),
         }
@@ -276,7 +291,10 @@ impl FextMount {
         let code = match self.child.take() {
             None => -1,
             Some(mut child) => match child.wait_timeout(EXIT_WAIT) {
-                Some(code) => code,
+                Some(code) => {
+                    self.final_log = child.log();
+                    code
+                }
                 None => {
                     let log = child.log();
                     let code = child.stop();

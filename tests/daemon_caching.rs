@@ -1,0 +1,159 @@
+//! What the kernel caches for a fext mount stays true, and the round trips
+//! the caching saves are really saved: attributes and names are kept for
+//! a minute (the daemon invalidates those it changes on its own), and files
+//! are opened and closed without asking the daemon.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use common::richtree::pattern;
+use common::*;
+
+/// No background write-back during the test: it happens when the test
+/// asks (fsync) or at unmount.
+const NO_BACKGROUND: &str = "dirty_expire_ms=3600000,dirty_background_mb=1024";
+
+/// The `-o stats` table the daemon prints at exit: opcode -> count.
+fn request_counts(log: &str) -> BTreeMap<String, u64> {
+    let table = log
+        .split("FUSE requests by opcode")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no request table in the daemon's output:\n{log}"));
+    table
+        .lines()
+        .skip(1)
+        .map_while(|line| {
+            let mut words = line.split_whitespace();
+            let op = words.next()?;
+            let count = words.next()?.parse().ok()?;
+            op.chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_')
+                .then(|| (op.to_string(), count))
+        })
+        .collect()
+}
+
+fn debugfs_stat_field(img: &std::path::Path, path: &str, field: &str) -> u64 {
+    let out = run_ok(
+        "debugfs",
+        &["-R", &format!("stat {path}"), img.to_str().unwrap()],
+    );
+    let text = out.combined();
+    let after = text
+        .split(&format!("{field}: "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {field} in debugfs stat {path}:\n{text}"));
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad {field} in debugfs stat {path}:\n{text}"))
+}
+
+/// A directory's size and block count change when write-back lays out
+/// its blocks, with no request about it: `stat` must show the new ones
+/// at once, not the ones the kernel cached before (for the attribute
+/// timeout), and they must be what the image says.
+#[test]
+fn a_directory_shows_the_size_write_back_gave_it() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("dir-size");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    let m = FextMount::new(&img, NO_BACKGROUND);
+    let d = m.join("d");
+    fs::create_dir(&d).unwrap();
+    for i in 0..400 {
+        let name = format!("a-rather-long-file-name-to-fill-blocks-{i:04}");
+        File::create(d.join(name)).unwrap();
+    }
+    let before = fs::metadata(&d).unwrap();
+    sys::fsync_dir(&d).unwrap();
+    let after = fs::metadata(&d).unwrap();
+    // Seen again after a while, through a fresh lookup too.
+    let again = fs::metadata(m.join("d/.")).unwrap();
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    let size = debugfs_stat_field(&img, "d", "Size");
+    let blocks = debugfs_stat_field(&img, "d", "Blockcount");
+    assert!(
+        size > 4096,
+        "400 long names take more than one block: {size}"
+    );
+    for (when, md) in [
+        ("after the write-back", &after),
+        ("looked up again", &again),
+    ] {
+        assert_eq!(
+            md.size(),
+            size,
+            "size {when} (before it: {})",
+            before.size()
+        );
+        assert_eq!(md.blocks(), blocks, "st_blocks {when}");
+    }
+}
+
+/// A file opened for reading, unlinked and read again, and many files
+/// opened and closed: no OPEN or RELEASE reaches the daemon after the
+/// first OPEN (answered ENOSYS), the unlinked file's data stays readable
+/// until it is closed, and its blocks and inode are free afterwards.
+#[test]
+fn files_open_without_round_trips_and_an_unlinked_one_stays_readable() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    let dir = TempDir::new("no-open");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    let data = pattern(3 << 20, 11);
+    {
+        let m = FextMount::new(&img, "");
+        fs::write(m.join("doomed"), &data).unwrap();
+        for i in 0..50 {
+            fs::write(m.join(format!("small-{i}")), format!("file {i}")).unwrap();
+        }
+        m.unmount();
+    }
+    let free_before = dumpe2fs_h(&img);
+    let m = FextMount::new(&img, "stats");
+    for round in 0..2 {
+        for i in 0..50 {
+            let text = fs::read_to_string(m.join(format!("small-{i}"))).unwrap();
+            assert_eq!(text, format!("file {i}"), "round {round}");
+        }
+    }
+    let mut f = File::open(m.join("doomed")).unwrap();
+    let blocks = f.metadata().unwrap().blocks() / 8;
+    fs::remove_file(m.join("doomed")).unwrap();
+    assert!(!m.join("doomed").exists());
+    // The kernel's cached pages go: the reads below come from the daemon.
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    let mut back = Vec::new();
+    f.read_to_end(&mut back).unwrap();
+    assert!(back == data, "the unlinked file's data, read while open");
+    drop(f);
+    let log = m.unmount_with_log();
+    let counts = request_counts(&log);
+    let count = |op: &str| counts.get(op).copied().unwrap_or(0);
+    assert!(count("READ") > 0, "the table counts requests: {counts:?}");
+    assert!(count("OPEN") <= 1, "OPEN after ENOSYS: {counts:?}");
+    assert_eq!(count("RELEASE"), 0, "RELEASE of opened files: {counts:?}");
+    assert_e2fsck_clean(&img);
+    let free_after = dumpe2fs_h(&img);
+    assert_eq!(
+        free_after.num("Free blocks"),
+        free_before.num("Free blocks") + blocks,
+        "the unlinked file's blocks are free after its close"
+    );
+    assert_eq!(
+        free_after.num("Free inodes"),
+        free_before.num("Free inodes") + 1
+    );
+}
