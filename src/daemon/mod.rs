@@ -11,6 +11,7 @@
 
 mod mount;
 pub mod options;
+mod readahead;
 pub mod umount_helper;
 
 use std::io::{Read, Write};
@@ -191,6 +192,7 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         }
     };
     notify.connect(session.notifier());
+    readahead::raise(&mountpoint, o.read_ahead_kb);
     let direct_mountpoint = match &unmounter {
         Unmounter::Direct(mp) => Some(mp.clone()),
         Unmounter::Fuser(_) => None,

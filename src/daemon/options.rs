@@ -24,6 +24,8 @@ pub struct DaemonOptions {
     pub threads: usize,
     /// Print the FUSE requests by opcode (count, time) at unmount.
     pub stats: bool,
+    /// The kernel's read-ahead for the mount, KiB (0: the kernel's own).
+    pub read_ahead_kb: u32,
 }
 
 impl Default for DaemonOptions {
@@ -42,6 +44,8 @@ impl Default for DaemonOptions {
             writeback_cache: false,
             threads: 2,
             stats: false,
+            // The size of fext's requests (`fuse::MAX_WRITE`).
+            read_ahead_kb: 1024,
         }
     }
 }
@@ -100,6 +104,7 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             ("writeback_cache", None) => o.writeback_cache = true,
             ("no_writeback_cache", None) => o.writeback_cache = false,
             ("stats", None) => o.stats = true,
+            ("read_ahead_kb", Some(v)) => o.read_ahead_kb = number(key, v)?,
             ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, 64),
             _ => return Err(format!("unknown mount option '{item}'")),
         }

@@ -71,17 +71,22 @@ pub fn count_set(bitmap: &[u8], nbits: usize) -> usize {
 pub fn find_first_clear(bitmap: &[u8], start: usize, end: usize) -> Option<usize> {
     let end = end.min(bitmap.len() * 8);
     let mut i = start;
-    while i < end {
-        if i.is_multiple_of(8) && i + 8 <= end && bitmap[i / 8] == 0xff {
-            i += 8;
-            continue;
-        }
+    // Bit by bit up to a byte boundary, then 64 bits at a time (bit k of
+    // the little-endian word is bit k of the run), then the tail.
+    while i < end && !i.is_multiple_of(8) {
         if !test_bit(bitmap, i) {
             return Some(i);
         }
         i += 1;
     }
-    None
+    while i + 64 <= end {
+        let word = u64::from_le_bytes(bitmap[i / 8..i / 8 + 8].try_into().expect("8 bytes"));
+        if word != u64::MAX {
+            return Some(i + word.trailing_ones() as usize);
+        }
+        i += 64;
+    }
+    (i..end).find(|&b| !test_bit(bitmap, b))
 }
 
 /// Sets the padding bits `used_bits..` up to the end of the bitmap block.
@@ -133,5 +138,28 @@ mod tests {
         assert_eq!(find_first_clear(&b, 21, 40), Some(21));
         set_range(&mut b, 0, 64);
         assert_eq!(find_first_clear(&b, 0, 64), None);
+    }
+
+    #[test]
+    fn first_clear_matches_a_bit_by_bit_search() {
+        let mut b = vec![0xffu8; 64];
+        for clear in [0usize, 7, 8, 63, 64, 65, 200, 383, 384, 500, 511] {
+            clear_bit(&mut b, clear);
+        }
+        for start in 0..512 {
+            for end in [
+                start,
+                start + 1,
+                start + 9,
+                start + 64,
+                start + 130,
+                511,
+                512,
+                600,
+            ] {
+                let want = (start..end.min(512)).find(|&i| !test_bit(&b, i));
+                assert_eq!(find_first_clear(&b, start, end), want, "{start}..{end}");
+            }
+        }
     }
 }
