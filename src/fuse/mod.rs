@@ -18,10 +18,8 @@
 //! attributes after an ACL change) and `FUSE_DONT_MASK` (create modes
 //! arrive unmasked with the umask beside them, for default-ACL
 //! inheritance); see `fs::acl`. Round trips the kernel can skip are
-//! skipped: FLUSH, and OPEN unless the writeback cache is on, are
-//! answered ENOSYS once (nothing to do at open or close), so the kernel
-//! stops sending them (and RELEASE for the files it opens). Requests are
-//! counted by opcode ([`stats`]).
+//! skipped: FLUSH is answered ENOSYS once (nothing to do at close), so the
+//! kernel stops sending it. Requests are counted by opcode ([`stats`]).
 //! A READDIRPLUS reply that has to read inodes from the image ends early
 //! (a plain listing of a large cold directory then reads one inode), and
 //! for a small directory asks for all their table blocks at once.
@@ -621,18 +619,6 @@ impl Filesystem for FuseFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _counted = self.stats.count(Op::Open);
-        if !self.writeback_cache {
-            // Nothing to do at open: permissions are the kernel's
-            // (default_permissions), and an unlinked file stays while the
-            // kernel holds its inode, which it does while the file is open
-            // (it sends FORGET only after the last close). ENOSYS makes
-            // the kernel stop sending OPEN, and RELEASE for what it opens
-            // from then on (files it creates still get RELEASE): two round
-            // trips less per open() and close(), with FOPEN_KEEP_CACHE as
-            // the kernel's default. With the writeback cache, opens for
-            // writing are counted (see `lseek`), so OPEN stays.
-            return reply.error(Errno::ENOSYS);
-        }
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.fs.open(to_ext(ino), writable) {
             Ok(()) => reply.opened(handle(writable), FopenFlags::FOPEN_KEEP_CACHE),
