@@ -425,8 +425,8 @@ impl Fs {
     /// Writes every dirty inode's structures (directory blocks, extent
     /// trees or indirect maps, xattr blocks, the inode itself) and the
     /// orphan chain into the block cache, allocating the blocks they need
-    /// (gate held exclusively), and tells the layout observer which inodes
-    /// that gave a new size or block count. Nothing reaches the image yet;
+    /// (gate held exclusively), and tells the layout observer which of
+    /// them got a new size or block count. Nothing reaches the image yet;
     /// the free counts are then final.
     fn write_back_metadata_of(
         &self,
