@@ -44,20 +44,12 @@ fn free_counts(path: &std::path::Path) -> (u64, u64) {
 }
 
 fn debugfs_stat_field(img: &std::path::Path, path: &str, field: &str) -> u64 {
-    let out = run_ok(
-        "debugfs",
-        &["-R", &format!("stat {path}"), img.to_str().unwrap()],
-    );
-    let text = out.combined();
-    let after = text
-        .split(&format!("{field}: "))
+    let text = debugfs_r(img, &format!("stat {path}"));
+    text.split(&format!("{field}: "))
         .nth(1)
-        .unwrap_or_else(|| panic!("no {field} in debugfs stat {path}:\n{text}"));
-    after
-        .split_whitespace()
-        .next()
+        .and_then(|after| after.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("bad {field} in debugfs stat {path}:\n{text}"))
+        .unwrap_or_else(|| panic!("no number for {field} in debugfs stat {path}:\n{text}"))
 }
 
 /// A directory's size and block count change when write-back lays out

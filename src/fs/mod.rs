@@ -433,15 +433,17 @@ impl Fs {
         vol: &mut Volume,
         slots: &[(u32, Slot<InodeState>)],
     ) -> FsResult<()> {
+        let bs = vol.geo.block_size;
+        let layout = |st: &InodeState| (st.inode.size, st.inode.blocks_512(bs));
         let mut relaid = Vec::new();
         let r = slots.iter().try_for_each(|(ino, slot)| {
             let mut st = slot.lock();
             if !st.is_dirty() {
                 return Ok(());
             }
-            let before = (st.inode.size, st.inode.blocks_512(vol.geo.block_size));
+            let before = layout(&st);
             let r = write_back_inode(vol, &mut st);
-            if before != (st.inode.size, st.inode.blocks_512(vol.geo.block_size)) {
+            if layout(&st) != before {
                 relaid.push(*ino);
             }
             r

@@ -205,12 +205,7 @@ impl FextMount {
     /// exits 0.
     #[track_caller]
     pub fn unmount(self) {
-        let log_on_failure = self.log();
-        match self.try_unmount() {
-            Ok(0) => {}
-            Ok(code) => panic!("fext exited {code} after unmount; its log:\n{log_on_failure}"),
-            Err(e) => panic!("{e}"),
-        }
+        self.unmount_with_log();
     }
 
     /// [`FextMount::unmount`], then everything the daemon printed, up to
