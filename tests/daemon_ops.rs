@@ -1997,10 +1997,23 @@ fn link_limit_is_emlink() {
 
 // ---------------------------------------------------------------- mount options
 
+/// The daemon's threads serving FUSE requests (fuser names them
+/// `fuser-N`).
+fn fuse_threads(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            fs::read_to_string(comm).is_ok_and(|c| c.starts_with("fuser-"))
+        })
+        .count()
+}
+
 /// Mount options and start-up: the default fsname is the image path,
 /// `fsname=` replaces it, `ro` refuses writes and changes no byte of the
 /// image, unknown options and unusable images are refused with a message,
-/// and without `-f` the command returns once the mount is live.
+/// without `-f` the command returns once the mount is live, and the daemon
+/// runs the FUSE threads asked for (spares by default).
 #[test]
 fn mount_options_and_startup() {
     if !require_root("a FUSE mount") {
@@ -2017,6 +2030,13 @@ fn mount_options_and_startup() {
     let (fstype, source) = mount_entry(m.path()).unwrap();
     assert!(fstype.starts_with("fuse"), "{fstype}");
     assert_eq!(Path::new(&source), canonical, "default fsname");
+    // Spare FUSE threads by default (a lone caller's round trips stay on
+    // its CPU only with 3 or more, see `default_threads`).
+    assert!(
+        fuse_threads(m.pid()) >= 8,
+        "{} FUSE threads",
+        fuse_threads(m.pid())
+    );
     m.unmount();
     // fsname= and tuning options.
     let m = FextMount::new(
@@ -2024,6 +2044,7 @@ fn mount_options_and_startup() {
         "fsname=my-image,threads=3,dirty_background_mb=1,dirty_limit_mb=2,dirty_expire_ms=10,noatime,nodev,nosuid",
     );
     assert_eq!(mount_entry(m.path()).unwrap().1, "my-image");
+    assert_eq!(fuse_threads(m.pid()), 3, "threads=3");
     m.unmount();
     // ro: writes fail with EROFS, nothing in the image changes.
     let before = fs::read(&img).unwrap();
