@@ -37,6 +37,16 @@ fn make_image(img: &Path, size: u64, block_size: u32) {
     make_filesystem(img, Some(size), &opts, &mut Silent).expect("mkfs");
 }
 
+/// Dirty limits small enough that writers hit the throttle and
+/// write-back runs while the other threads go on.
+fn small_dirty_limits(limit: usize) -> MountOptions {
+    MountOptions {
+        dirty_limit_bytes: limit,
+        dirty_background_bytes: limit / 2,
+        ..MountOptions::default()
+    }
+}
+
 /// Runs `f` on its own thread; its result arrives on the receiver.
 fn spawn<T: Send + 'static>(
     fs: &Arc<Fs>,
@@ -291,13 +301,7 @@ fn threads_creating_writing_renaming_and_deleting_in_shared_directories() {
     let dir = TempDir::new("locks-stress");
     let img = dir.path().join("img");
     make_image(&img, 256 << 20, 1024);
-    let opts = MountOptions {
-        // Small enough that writers hit the throttle and background-style
-        // write-back happens while the others run.
-        dirty_limit_bytes: 2 << 20,
-        dirty_background_bytes: 1 << 20,
-        ..MountOptions::default()
-    };
+    let opts = small_dirty_limits(2 << 20);
     let fs = Arc::new(Fs::mount(&img, opts.clone()).unwrap());
     let c = Caller::ROOT;
     // Low inode numbers first, moved below the (higher-numbered) shared
@@ -427,6 +431,84 @@ fn a_directory_cannot_move_into_its_own_subtree() {
     fs.rename(a, b"b", other, b"b", 0).unwrap();
     assert_eq!(fs.lookup(b, b"..").unwrap().ino, other);
     fs.rename(ROOT, b"a", deep, b"a", 0).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    assert_e2fsck_clean(&img);
+}
+
+/// Writes to one file overlap in their copies of whole blocks (made after
+/// the inode's lock is released, see `Fs::write`). A truncate meanwhile
+/// must wait for those copies: the blocks it frees can go to another file
+/// at once, and a late copy would land in that file. Threads overwrite
+/// blocks of one file while another truncates it and writes it again, and
+/// a third fills new files; each new file must read back as written, and
+/// the image must be clean.
+#[test]
+fn a_truncate_waits_for_the_copies_of_overwrites_in_flight() {
+    const BLOCK: usize = 4096;
+    const BLOCKS: u64 = 32;
+    const ROUNDS: usize = 2000;
+    let dir = TempDir::new("copy-race");
+    let img = dir.path().join("img");
+    make_image(&img, 64 << 20, BLOCK as u32);
+    let fs = Arc::new(Fs::mount(&img, small_dirty_limits(4 << 20)).unwrap());
+    let c = Caller::ROOT;
+    let whole = vec![0xee; BLOCK * BLOCKS as usize];
+    let victim = fs
+        .create(ROOT, b"victim", S_IFREG | 0o644, 0, c)
+        .unwrap()
+        .ino;
+    fs.write(victim, 0, &whole).unwrap();
+
+    let overwriters: Vec<_> = (0..3u64)
+        .map(|t| {
+            spawn(&fs, move |fs| {
+                let mut rng = Rng(0xc0ff_ee00 + t);
+                for _ in 0..ROUNDS * 8 {
+                    let at = rng.below(BLOCKS) * BLOCK as u64;
+                    fs.write(victim, at, &[0xaa; BLOCK]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let truncator = spawn(&fs, move |fs| {
+        let empty = fext::fs::ops_attr::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        };
+        for _ in 0..ROUNDS {
+            fs.setattr(victim, &empty).unwrap();
+            fs.write(victim, 0, &whole).unwrap();
+        }
+    });
+    let filler = spawn(&fs, move |fs| {
+        let mut made = Vec::new();
+        for i in 0..ROUNDS {
+            let name = format!("new{i}");
+            let ino = fs
+                .create(ROOT, name.as_bytes(), S_IFREG | 0o644, 0, Caller::ROOT)
+                .unwrap()
+                .ino;
+            let fill = vec![(i % 200) as u8 + 1; BLOCK * 4];
+            fs.write(ino, 0, &fill).unwrap();
+            made.push((ino, fill));
+        }
+        made
+    });
+    for rx in overwriters {
+        rx.recv_timeout(FINISHES).expect("an overwriter");
+    }
+    truncator.recv_timeout(FINISHES).expect("the truncator");
+    let made = filler.recv_timeout(FINISHES).expect("the filler");
+    let check = |fs: &Fs| {
+        for (ino, fill) in &made {
+            let got = fs.read(*ino, 0, fill.len() as u32).unwrap();
+            assert!(got == *fill, "inode {ino} holds bytes it was never given");
+        }
+    };
+    check(&fs);
+    fs.sync().unwrap();
+    check(&fs);
     fs.unmount().unwrap();
     drop(fs);
     assert_e2fsck_clean(&img);

@@ -22,6 +22,8 @@ use parking_lot::{
 /// Lock levels, in the order they must be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// A stripe of the data locks (see `Fs::data_lock`).
+    Data,
     /// The operation gate (the volume's RwLock).
     Gate,
     /// The file-system-wide cross-directory rename mutex.

@@ -5,6 +5,12 @@
 //! Locking. Independent operations run in parallel; each runs on a
 //! [`State`], its view of the volume plus the inodes it has locked.
 //!
+//! - The data locks (`Fs::data_lock`, RwLocks striped by inode number):
+//!   a write holds its inode's stripe shared, truncate and fallocate hold
+//!   it exclusively, before anything else. A write copies data into blocks
+//!   the file already had after it has released the inode's lock (writes
+//!   to one file then overlap), and the stripe keeps those blocks the
+//!   file's until the copy is done.
 //! - The operation gate (`Fs::gate`, a fair RwLock around the [`Volume`]):
 //!   every operation holds it shared for its whole duration; write-back of
 //!   the whole file system (fsync, syncfs, unmount, background write-back,
@@ -30,8 +36,9 @@
 //! - The dirty block cache lock, a leaf (also held by a `BlockMut` guard:
 //!   take nothing else while one lives); then small bookkeeping locks.
 //!
-//! Order: gate → rename → inodes (ascending) → table → group → cache →
-//! misc. Debug builds check it on every acquisition (`lockorder.rs`).
+//! Order: data stripe → gate → rename → inodes (ascending) → table →
+//! group → cache → misc. Debug builds check it on every acquisition
+//! (`lockorder.rs`).
 //! Inode eviction happens only under the exclusive gate, so a lookup can
 //! never race with it; an inode freed while another thread waits for its
 //! lock is marked `evicted`, and the waiter gets ENOENT (it reached the
@@ -171,6 +178,8 @@ type Table = HashMap<u32, Slot<InodeState>, foldhash::fast::RandomState>;
 
 /// A mounted file system.
 pub struct Fs {
+    /// The data locks, striped by inode number (see the module notes).
+    data_locks: Vec<OrdRwLock<()>>,
     /// The operation gate around the volume (see the module notes).
     gate: OrdRwLock<Volume>,
     rename_lock: OrdMutex<()>,
@@ -231,10 +240,25 @@ pub struct State<'a> {
     /// An inode this operation needed out of order and could not take
     /// without waiting: the operation is run again with it locked in order.
     retry: Option<u32>,
+    /// When set (by [`Fs::write`]), whole blocks of data going into blocks
+    /// the file already had are listed here instead of copied: the copy
+    /// happens after the inode's lock is released.
+    pub deferred_copies: Option<Vec<DeferredCopy>>,
+}
+
+/// Whole blocks of a write's data to copy into the image later: `len`
+/// bytes from offset `src` of the write's data into blocks from `first`.
+pub struct DeferredCopy {
+    pub first: u64,
+    pub src: usize,
+    pub len: usize,
 }
 
 /// Shards of the inode table.
 const TABLE_SHARDS: usize = 16;
+
+/// Stripes of the data locks.
+const DATA_STRIPES: usize = 64;
 
 /// Bound on an operation's restarts (each adds an inode to lock in order).
 const MAX_RETRIES: usize = 1000;
@@ -250,6 +274,9 @@ pub fn now() -> Timestamp {
 impl Fs {
     pub(crate) fn new(vol: Volume, opts: MountOptions, generation_seed: u32) -> Fs {
         Fs {
+            data_locks: (0..DATA_STRIPES)
+                .map(|_| OrdRwLock::new(Level::Data, ()))
+                .collect(),
             gate: OrdRwLock::new(Level::Gate, vol),
             rename_lock: OrdMutex::new(Level::Rename, 0, ()),
             table: (0..TABLE_SHARDS)
@@ -301,7 +328,7 @@ impl Fs {
 
     /// [`Fs::op`] on a volume the caller already holds the gate of;
     /// `rename`: take the rename mutex first.
-    fn op_on<R>(
+    pub(crate) fn op_on<R>(
         &self,
         vol: &Volume,
         rename: bool,
@@ -319,6 +346,7 @@ impl Fs {
                 inodes: HeldInodes::default(),
                 fs: self,
                 retry: None,
+                deferred_copies: None,
             };
             for &ino in &need {
                 // Errors are the operation's to meet (in its own order).
@@ -369,6 +397,11 @@ impl Fs {
         }
         v.sort_unstable_by_key(|&(i, _)| i);
         v
+    }
+
+    /// The data lock stripe of inode `ino`.
+    fn data_lock(&self, ino: u32) -> &OrdRwLock<()> {
+        &self.data_locks[ino as usize % DATA_STRIPES]
     }
 
     /// The table shard of inode `ino`.

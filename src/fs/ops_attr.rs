@@ -130,6 +130,8 @@ impl Fs {
     }
 
     pub fn setattr(&self, ino: u32, ch: &SetAttr) -> FsResult<Attr> {
+        // A new size may free blocks: no write's copy in flight.
+        let _no_copies = ch.size.map(|_| self.data_lock(ino).write());
         let a = self.op(&[ino], |st| st.setattr(ino, ch))?;
         self.sync_if_requested()?;
         Ok(a)

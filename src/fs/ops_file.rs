@@ -13,7 +13,7 @@ use super::cache::BlockKind;
 use super::error::{FsError, FsResult};
 use super::filemap::MapKind;
 use super::inode::update_i_blocks;
-use super::{now, Fs, State};
+use super::{now, DeferredCopy, Fs, State};
 use crate::format::indirect::max_file_blocks;
 
 /// fallocate mode bits.
@@ -226,7 +226,12 @@ impl State<'_> {
             let src = (whole.start * bs - off) as usize;
             let len = ((whole.end - whole.start) * bs) as usize;
             let first = phys + (whole.start - run.start);
-            self.vol.write_data_blocks(first, &data[src..src + len])?;
+            match self.deferred_copies.as_mut() {
+                // Blocks the file already had and wrote: the write only
+                // replaces their bytes (see `Fs::write`).
+                Some(later) if !fresh => later.push(DeferredCopy { first, src, len }),
+                _ => self.vol.write_data_blocks(first, &data[src..src + len])?,
+            }
         }
         for lb in run.clone().filter(|lb| !whole.contains(lb)) {
             let (from, to) = block_span(lb as u32, off, end, bs);
@@ -580,14 +585,35 @@ impl Fs {
         })
     }
 
+    /// A write. Whole blocks going into blocks the file already had are
+    /// copied after the inode's lock is released, so that writes to one
+    /// file (the kernel writing back many dirty pages at once) overlap in
+    /// their copies. The inode's data stripe, held shared until then,
+    /// keeps truncate and fallocate from freeing those blocks (which could
+    /// otherwise go to another file meanwhile); the gate, held throughout,
+    /// keeps write-back from showing the image between the two steps.
     pub fn write(&self, ino: u32, off: u64, data: &[u8]) -> FsResult<usize> {
-        let n = self.op(&[ino], |st| st.write_data(ino, off, data))?;
+        let n = {
+            let _blocks_stay = self.data_lock(ino).read();
+            let vol = self.gate.read();
+            let (n, copies) = self.op_on(&vol, false, &[ino], |st| {
+                st.deferred_copies = Some(Vec::new());
+                let n = st.write_data(ino, off, data)?;
+                Ok((n, st.deferred_copies.take().unwrap_or_default()))
+            })?;
+            for c in copies {
+                vol.write_data_blocks(c.first, &data[c.src..c.src + c.len])?;
+            }
+            n
+        };
         self.throttle()?;
         self.sync_if_requested()?;
         Ok(n)
     }
 
     pub fn fallocate(&self, ino: u32, off: u64, len: u64, mode: u32) -> FsResult<()> {
+        // May free or move the file's blocks: no write's copy in flight.
+        let _no_copies = self.data_lock(ino).write();
         self.op(&[ino], |st| st.fallocate(ino, off, len, mode))?;
         self.sync_if_requested()
     }

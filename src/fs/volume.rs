@@ -287,18 +287,14 @@ impl Volume {
             first.saturating_add(count.saturating_sub(1)),
             self.geo.blocks_count,
         )?;
-        let direct = {
-            let mut cache = self.cache.lock();
-            let direct = !cache.any_freed(first, count);
-            if direct {
-                cache.discard_range(first..first + count);
-            }
-            direct
-        };
+        let direct = !self.cache.lock().any_freed(first, count);
         if direct {
             let at = first.checked_mul(bs as u64).ok_or_else(FsError::io)?;
             match self.img.write_at(at, data) {
                 Ok(()) => {
+                    // Only now: until the image has the new bytes, a reader
+                    // must still find an earlier write's pending change.
+                    self.cache.lock().discard_range(first..first + count);
                     if data.len() >= WRITE_BEHIND_MIN {
                         self.img.start_writeout(at, data.len() as u64);
                     }
