@@ -60,6 +60,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+FEXT_GIVEN=${FEXT_BIN:+1}
 FEXT_BIN=${FEXT_BIN:-$TARGET_DIR/release/fext}
 MKFS_FEXT_BIN=${MKFS_FEXT_BIN:-$TARGET_DIR/release/mkfs-fext}
 
@@ -88,6 +89,13 @@ for t in fio fuse2fs mkfs.ext4 debugfs losetup python3 timeout; do
     command -v "$t" >/dev/null || { echo "missing $t (apt-get install -y fio fuse2fs e2fsprogs)" >&2; exit 2; }
 done
 [ -x "$FEXT_BIN" ] || { echo "no fext binary at $FEXT_BIN (cargo build --release --workspace)" >&2; exit 2; }
+# The results name the repository's commit: a binary older than its
+# sources would measure other code under that name (--fext names a binary
+# on purpose and is taken as it is).
+if [ -z "$FEXT_GIVEN" ] && [ -n "$(find "$REPO/src" "$REPO/Cargo.toml" "$REPO/Cargo.lock" -newer "$FEXT_BIN" -print -quit 2>/dev/null)" ]; then
+    echo "$FEXT_BIN is older than the sources in $REPO: run cargo build --release --workspace (with CARGO_TARGET_DIR=$TARGET_DIR) first" >&2
+    exit 2
+fi
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 DATE_TAG=$(date +%Y-%m-%d)${TAG:+-$TAG}
