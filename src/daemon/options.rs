@@ -50,6 +50,9 @@ impl Default for DaemonOptions {
     }
 }
 
+/// The most FUSE worker threads `threads=` (or the CPU count) gives.
+const MAX_THREADS: usize = 64;
+
 /// FUSE worker threads unless `threads=` says: one per CPU, and at
 /// least 8. Besides serving callers on several CPUs at once, spare
 /// threads shorten a lone caller's round trips. Traced with `perf sched`
@@ -61,9 +64,9 @@ impl Default for DaemonOptions {
 /// names took 0.39 s with 2 threads and 0.31-0.33 s with 3 to 16 (medians
 /// of 12); creating 20,000 files in 100 directories 1.63 s with 2 and
 /// 1.36 s with 4 or 8 (medians of 6).
-pub fn default_threads() -> usize {
+fn default_threads() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cpus.clamp(8, 64)
+    cpus.clamp(8, MAX_THREADS)
 }
 
 fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
@@ -121,7 +124,7 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             ("no_writeback_cache", None) => o.writeback_cache = false,
             ("stats", None) => o.stats = true,
             ("read_ahead_kb", Some(v)) => o.read_ahead_kb = number(key, v)?,
-            ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, 64),
+            ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, MAX_THREADS),
             _ => return Err(format!("unknown mount option '{item}'")),
         }
     }

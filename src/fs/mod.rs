@@ -243,15 +243,15 @@ pub struct State<'a> {
     /// When set (by [`Fs::write`]), whole blocks of data going into blocks
     /// the file already had are listed here instead of copied: the copy
     /// happens after the inode's lock is released.
-    pub deferred_copies: Option<Vec<DeferredCopy>>,
+    deferred_copies: Option<Vec<DeferredCopy>>,
 }
 
 /// Whole blocks of a write's data to copy into the image later: `len`
 /// bytes from offset `src` of the write's data into blocks from `first`.
-pub struct DeferredCopy {
-    pub first: u64,
-    pub src: usize,
-    pub len: usize,
+struct DeferredCopy {
+    first: u64,
+    src: usize,
+    len: usize,
 }
 
 /// Shards of the inode table.
@@ -328,7 +328,7 @@ impl Fs {
 
     /// [`Fs::op`] on a volume the caller already holds the gate of;
     /// `rename`: take the rename mutex first.
-    pub(crate) fn op_on<R>(
+    fn op_on<R>(
         &self,
         vol: &Volume,
         rename: bool,
