@@ -308,6 +308,26 @@ impl DirState {
             .map(|s| (s.cookie, self.entry(s)))
     }
 
+    /// Makes room, before a load, for the entries `bytes` of directory
+    /// records can hold at most (the smallest record is 12 bytes): one
+    /// allocation of each array instead of a copy per doubling. Only the
+    /// part written is ever touched, and [`Self::end_load`] gives the rest
+    /// back. Capped (a corrupt size must not reserve gigabytes; past the
+    /// cap the arrays grow as usual), and a refused reservation is no
+    /// error.
+    fn reserve_for_records(&mut self, bytes: u64) {
+        const CAP: u64 = 64 << 20;
+        let bytes = usize::try_from(bytes.min(CAP)).unwrap_or(0);
+        let _ = self.slots.try_reserve(bytes / 12);
+        let _ = self.names.try_reserve(bytes);
+    }
+
+    /// Returns what a load reserved and did not use.
+    fn end_load(&mut self) {
+        self.slots.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
+
     /// Adds an entry read from disk (a name that is there already is
     /// dropped when the name index is built).
     pub fn push_loaded_entry(&mut self, name: &[u8], ino: u32, file_type: FileType) {
@@ -395,6 +415,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
             }
         }
     }
+    dir.reserve_for_records(nblocks * bs);
     for l in 0..nblocks {
         if index_blocks.contains(&l) {
             continue;
@@ -424,6 +445,7 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
             dir.push_loaded_entry(e.name, e.inode, e.file_type().unwrap_or(FileType::Unknown));
         }
     }
+    dir.end_load();
     Ok(dir)
 }
 

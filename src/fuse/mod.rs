@@ -21,7 +21,7 @@
 //! skipped: FLUSH is answered ENOSYS once (nothing to do at close), so the
 //! kernel stops sending it. Requests are counted by opcode ([`stats`]).
 //! A READDIRPLUS reply that has to read inodes from the image ends early
-//! (a plain listing of a large cold directory then reads one inode), and
+//! (a plain listing of a large cold directory then reads no inode), and
 //! for a small directory asks for all their table blocks at once.
 //! Replies with the attributes of a file that just lost one of its names
 //! guard the kernel's link count against a race in its FUSE client
@@ -779,9 +779,12 @@ impl Filesystem for FuseFs {
             // plain listing (ls, find) does not need: the reply ends with
             // this chunk, and the kernel goes on with plain READDIR unless
             // something looks names up in between. In a directory larger
-            // than a chunk, the reply even ends at the first such inode;
-            // in a smaller one, all of their blocks are asked for at once
-            // and the whole directory comes with attributes.
+            // than a chunk, the reply even ends before the first such
+            // inode (at it, when nothing was sent yet: an empty reply is
+            // the end of the directory), so a first listing of a large cold
+            // directory waits for no inode table read; in a smaller one,
+            // all of their blocks are asked for at once and the whole
+            // directory comes with attributes.
             let names = entries.iter().filter(|e| e.offset > 2);
             let cold = self.fs.not_loaded(names.map(|e| e.ino));
             let large = got == READDIRPLUS_CHUNK;
@@ -789,6 +792,10 @@ impl Filesystem for FuseFs {
                 self.fs.prefetch_inodes(&cold);
             }
             for e in entries {
+                let cold_here = large && cold.contains(&e.ino);
+                if cold_here && sent > 0 {
+                    return reply.ok();
+                }
                 next = e.offset;
                 let dots = e.name == b"." || e.name == b"..";
                 let attr = if dots {
@@ -814,7 +821,7 @@ impl Filesystem for FuseFs {
                     return reply.ok();
                 }
                 sent += 1;
-                if large && cold.contains(&e.ino) {
+                if cold_here {
                     return reply.ok();
                 }
             }
