@@ -21,7 +21,11 @@
 # statcold (stat of each, cold), unlink (cold), tar (extract --tar, default
 # the bench's 3,000-file tar), rmrf (rm -rf of the extracted tar, cold),
 # seqwrite (dd 1 GiB, 1 MiB blocks, conv=fsync), append (2,000 x (append
-# 4 KiB + fsync)).
+# 4 KiB + fsync)), readwarm (dd of a 1 GiB file read a second time, from
+# the page cache); on the extracted --tar (give the bench's 40,000-file tar
+# to compare with bench/run.sh): tfind (find | wc -l, cold), tdu (du -s
+# after a find, as in the bench), tgrep (grep -r -F of an absent string,
+# cold). The floor's files read back as zeros of their size.
 #
 # Each run starts from a fresh copy of one mkfs.ext4 image. Setup runs in
 # one mount and the measured step in a fresh one, so the opcode table
@@ -55,7 +59,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -gt 0 ] || { sed -n 2,21p "$0"; exit 2; }
+[ ${#WORKLOADS[@]} -gt 0 ] || { sed -n 2,25p "$0"; exit 2; }
 mkdir -p "$WORK"
 MNT=$WORK/mnt
 mkdir -p "$MNT"
@@ -112,7 +116,8 @@ elapsed() { awk '$1 == "elapsed" { print $2 }'; }
 setup() { # workload
     case "$1" in
         stat|ls|find|statcold|unlink) mkdir -p "$MNT/d"; $PY create "$MNT/d" "$N" >/dev/null ;;
-        rmrf) mkdir -p "$MNT/t"; tar -xf "$TAR" -C "$MNT/t" ;;
+        rmrf|tfind|tdu|tgrep) mkdir -p "$MNT/t"; tar -xf "$TAR" -C "$MNT/t" ;;
+        readwarm) dd if=/dev/urandom of="$MNT/big" bs=1M count=1024 status=none ;;
         *) return 1 ;;
     esac
 }
@@ -135,6 +140,15 @@ step() { # workload
         unlink) $PY unlink "$MNT/d" "$N" | elapsed ;;
         tar) mkdir -p "$MNT/t"; t0=$(now); tar -xf "$TAR" -C "$MNT/t"; t1=$(now); echo "$t1 - $t0" | bc ;;
         rmrf) t0=$(now); rm -rf "$MNT/t"; t1=$(now); echo "$t1 - $t0" | bc ;;
+        tfind) t0=$(now); find "$MNT/t" | wc -l >/dev/null; t1=$(now); echo "$t1 - $t0" | bc ;;
+        tdu)
+            find "$MNT/t" >/dev/null
+            t0=$(now); du -s "$MNT/t" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc ;;
+        tgrep) t0=$(now); grep -r -F -q "fext-absent-string-8d1c" "$MNT/t"; t1=$(now); echo "$t1 - $t0" | bc ;;
+        readwarm)
+            dd if="$MNT/big" of=/dev/null bs=1M status=none
+            t0=$(now); dd if="$MNT/big" of=/dev/null bs=1M status=none; t1=$(now)
+            echo "$t1 - $t0" | bc ;;
         seqwrite)
             t0=$(now)
             dd if=/dev/zero of="$MNT/big" bs=1M count=1024 conv=fsync status=none
@@ -150,7 +164,7 @@ for w in "${WORKLOADS[@]}"; do
         for fs in ${FSLIST//,/ }; do
             case "$fs" in floor*) ;; *) cp --sparse=always "$WORK/base.img" "$IMG.$fs" ;; esac
             needs_setup=0
-            case "$w" in stat|ls|find|statcold|unlink|rmrf) needs_setup=1 ;; esac
+            case "$w" in stat|ls|find|statcold|unlink|rmrf|tfind|tdu|tgrep|readwarm) needs_setup=1 ;; esac
             [ "$w" = stat ] && needs_setup=0
             if [ "${fs#floor}" != "$fs" ] && [ $needs_setup = 1 ]; then
                 # in memory only: set up in the same mount, then drop the
