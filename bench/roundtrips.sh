@@ -25,7 +25,10 @@
 # the page cache); on the extracted --tar (give the bench's 40,000-file tar
 # to compare with bench/run.sh): tfind (find | wc -l, cold), tdu (du -s
 # after a find, as in the bench), tgrep (grep -r -F of an absent string,
-# cold). The floor's files read back as zeros of their size.
+# cold); mmapseq and mmaprand (a cold 256 MiB file written through a
+# shared mapping, every page then 20,000 random pages, msync after each:
+# the time of the one phase, as in the bench). The floor's files read back
+# as zeros of their size.
 #
 # Each run starts from a fresh copy of one mkfs.ext4 image. Setup runs in
 # one mount and the measured step in a fresh one, so the opcode table
@@ -59,7 +62,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -gt 0 ] || { sed -n 2,25p "$0"; exit 2; }
+[ ${#WORKLOADS[@]} -gt 0 ] || { sed -n 2,31p "$0"; exit 2; }
 mkdir -p "$WORK"
 MNT=$WORK/mnt
 mkdir -p "$MNT"
@@ -118,6 +121,7 @@ setup() { # workload
         stat|ls|find|statcold|unlink) mkdir -p "$MNT/d"; $PY create "$MNT/d" "$N" >/dev/null ;;
         rmrf|tfind|tdu|tgrep) mkdir -p "$MNT/t"; tar -xf "$TAR" -C "$MNT/t" ;;
         readwarm) dd if=/dev/urandom of="$MNT/big" bs=1M count=1024 status=none ;;
+        mmapseq|mmaprand) dd if=/dev/urandom of="$MNT/mm" bs=1M count=256 status=none ;;
         *) return 1 ;;
     esac
 }
@@ -145,6 +149,8 @@ step() { # workload
             find "$MNT/t" >/dev/null
             t0=$(now); du -s "$MNT/t" >/dev/null; t1=$(now); echo "$t1 - $t0" | bc ;;
         tgrep) t0=$(now); grep -r -F -q "fext-absent-string-8d1c" "$MNT/t"; t1=$(now); echo "$t1 - $t0" | bc ;;
+        mmapseq) $PY mmap-write "$MNT/mm" 20000 | awk '$1 == "seq_elapsed" { print $2 }' ;;
+        mmaprand) $PY mmap-write "$MNT/mm" 20000 | awk '$1 == "rand_elapsed" { print $2 }' ;;
         readwarm)
             dd if="$MNT/big" of=/dev/null bs=1M status=none
             t0=$(now); dd if="$MNT/big" of=/dev/null bs=1M status=none; t1=$(now)
@@ -164,12 +170,11 @@ for w in "${WORKLOADS[@]}"; do
         for fs in ${FSLIST//,/ }; do
             case "$fs" in floor*) ;; *) cp --sparse=always "$WORK/base.img" "$IMG.$fs" ;; esac
             needs_setup=0
-            case "$w" in stat|ls|find|statcold|unlink|rmrf|tfind|tdu|tgrep|readwarm) needs_setup=1 ;; esac
+            case "$w" in stat|ls|find|statcold|unlink|rmrf|tfind|tdu|tgrep|readwarm|mmapseq|mmaprand) needs_setup=1 ;; esac
             [ "$w" = stat ] && needs_setup=0
             if [ "${fs#floor}" != "$fs" ] && [ $needs_setup = 1 ]; then
                 # in memory only: set up in the same mount, then drop the
                 # kernel's caches
-                [ "$w" = rmrf ] && continue
                 mount_it "$fs"; setup "$w"; sync; echo 3 >/proc/sys/vm/drop_caches
             elif [ $needs_setup = 1 ]; then
                 mount_it "$fs"; setup "$w"; unmount_it; mount_it "$fs"
