@@ -2009,11 +2009,27 @@ fn fuse_threads(pid: u32) -> usize {
         .count()
 }
 
+/// A setting of the kernel's backing device info for the mount on `path`
+/// (`/sys/class/bdi/MAJOR:MINOR/name`).
+fn bdi_setting(path: &Path, name: &str) -> u64 {
+    let dev = meta(path).dev();
+    let knob = format!(
+        "/sys/class/bdi/{}:{}/{name}",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    let text = fs::read_to_string(&knob).unwrap_or_else(|e| panic!("{knob}: {e}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{knob}: {text:?}"))
+}
+
 /// Mount options and start-up: the default fsname is the image path,
 /// `fsname=` replaces it, `ro` refuses writes and changes no byte of the
 /// image, unknown options and unusable images are refused with a message,
-/// without `-f` the command returns once the mount is live, and the daemon
-/// runs the FUSE threads asked for (spares by default).
+/// without `-f` the command returns once the mount is live, the daemon
+/// runs the FUSE threads asked for (spares by default), and it raises the
+/// kernel's read-ahead and dirty share for the mount as asked.
 #[test]
 fn mount_options_and_startup() {
     if !require_root("a FUSE mount") {
@@ -2037,14 +2053,24 @@ fn mount_options_and_startup() {
         "{} FUSE threads",
         fuse_threads(m.pid())
     );
+    // The kernel's settings for the mount, raised from its 128 KiB and 1%.
+    assert_eq!(bdi_setting(m.path(), "read_ahead_kb"), 1024);
+    assert_eq!(bdi_setting(m.path(), "max_ratio"), 10);
     m.unmount();
     // fsname= and tuning options.
     let m = FextMount::new(
         &img,
-        "fsname=my-image,threads=3,dirty_background_mb=1,dirty_limit_mb=2,dirty_expire_ms=10,noatime,nodev,nosuid",
+        "fsname=my-image,threads=3,dirty_background_mb=1,dirty_limit_mb=2,dirty_expire_ms=10,noatime,nodev,nosuid,read_ahead_kb=512,bdi_max_ratio=25",
     );
     assert_eq!(mount_entry(m.path()).unwrap().1, "my-image");
     assert_eq!(fuse_threads(m.pid()), 3, "threads=3");
+    assert_eq!(bdi_setting(m.path(), "read_ahead_kb"), 512);
+    assert_eq!(bdi_setting(m.path(), "max_ratio"), 25);
+    m.unmount();
+    // 0 leaves the kernel's values.
+    let m = FextMount::new(&img, "read_ahead_kb=0,bdi_max_ratio=0");
+    assert_eq!(bdi_setting(m.path(), "read_ahead_kb"), 128);
+    assert_eq!(bdi_setting(m.path(), "max_ratio"), 1);
     m.unmount();
     // ro: writes fail with EROFS, nothing in the image changes.
     let before = fs::read(&img).unwrap();

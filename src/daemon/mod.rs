@@ -9,9 +9,9 @@
 //! superblock is marked clean, and the daemon exits 0. A background thread
 //! runs write-back when dirty data gets old or large.
 
+mod bdi;
 mod mount;
 pub mod options;
-mod readahead;
 pub mod umount_helper;
 
 use std::io::{Read, Write};
@@ -192,7 +192,7 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         }
     };
     notify.connect(session.notifier());
-    readahead::raise(&mountpoint, o.read_ahead_kb);
+    bdi::raise(&mountpoint, o.read_ahead_kb, o.bdi_max_ratio);
     let direct_mountpoint = match &unmounter {
         Unmounter::Direct(mp) => Some(mp.clone()),
         Unmounter::Fuser(_) => None,

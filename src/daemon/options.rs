@@ -26,6 +26,9 @@ pub struct DaemonOptions {
     pub stats: bool,
     /// The kernel's read-ahead for the mount, KiB (0: the kernel's own).
     pub read_ahead_kb: u32,
+    /// The mount's share of the system's dirty page limit, percent (0: the
+    /// kernel's 1%); see `daemon::bdi`.
+    pub bdi_max_ratio: u32,
 }
 
 impl Default for DaemonOptions {
@@ -46,6 +49,7 @@ impl Default for DaemonOptions {
             stats: false,
             // The size of fext's requests (`fuse::MAX_WRITE`).
             read_ahead_kb: 1024,
+            bdi_max_ratio: 10,
         }
     }
 }
@@ -124,6 +128,14 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             ("no_writeback_cache", None) => o.writeback_cache = false,
             ("stats", None) => o.stats = true,
             ("read_ahead_kb", Some(v)) => o.read_ahead_kb = number(key, v)?,
+            ("bdi_max_ratio", Some(v)) => {
+                o.bdi_max_ratio = number(key, v)?;
+                if o.bdi_max_ratio > 100 {
+                    return Err(format!(
+                        "invalid value '{v}' for mount option {key}: at most 100"
+                    ));
+                }
+            }
             ("threads", Some(v)) => o.threads = number::<usize>(key, v)?.clamp(1, MAX_THREADS),
             _ => return Err(format!("unknown mount option '{item}'")),
         }
@@ -158,7 +170,20 @@ mod tests {
         assert_eq!(parse_options(&[]).unwrap().ttl, Duration::from_secs(60));
         let o = parse_options(&["attr_timeout=0.5".into()]).unwrap();
         assert_eq!(o.ttl, Duration::from_millis(500));
-        for bad in ["attr_timeout=-1", "entry_timeout=inf", "attr_timeout=nan"] {
+        assert_eq!(parse_options(&[]).unwrap().bdi_max_ratio, 10);
+        assert_eq!(
+            parse_options(&["bdi_max_ratio=0".into()])
+                .unwrap()
+                .bdi_max_ratio,
+            0
+        );
+        for bad in [
+            "attr_timeout=-1",
+            "entry_timeout=inf",
+            "attr_timeout=nan",
+            "bdi_max_ratio=101",
+            "bdi_max_ratio=-1",
+        ] {
             assert!(parse_options(&[bad.into()]).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,108 @@
+//! The kernel's settings for the mount's backing device (its "bdi",
+//! `/sys/class/bdi/MAJOR:MINOR/`), which root may change and the daemon
+//! raises once mounted. Without permission (not root) nothing changes, and
+//! a larger value already set is kept.
+//!
+//! - `read_ahead_kb`: a FUSE mount gets the default 128 KiB of read-ahead
+//!   whatever the daemon offers at FUSE_INIT (the kernel takes the smaller
+//!   of the two), so a cold sequential read, or a page fault in a mapped
+//!   file, would ask fext for 128 KiB at a time although it takes 1 MiB
+//!   requests. Raised to `-o read_ahead_kb=` (1024 by default).
+//! - `max_ratio`: the share (percent) of the system's dirty page limit the
+//!   mount's page cache may hold. The kernel gives a FUSE mount 1% and a
+//!   strict limit, so a program writing through a shared mapping is made
+//!   to sleep as soon as about 1% is dirty, however fast fext takes the
+//!   pages. Raised to `-o bdi_max_ratio=` (10 by default). The limit stays
+//!   strict: the pages still go to fext from the first ones on, and a
+//!   stuck daemon still holds at most that share. See
+//!   bench/results/NOTES-2026-11-23-session9.md for the measurements.
+
+use std::path::Path;
+
+/// The `major:minor` of the file system mounted on `mountpoint` (the last
+/// such mount), from /proc/self/mountinfo. Read there rather than with
+/// stat(2), which the daemon cannot answer before it serves.
+fn mounted_device(mountinfo: &str, mountpoint: &Path) -> Option<String> {
+    let want = escape_mount_path(mountpoint.to_str()?);
+    mountinfo.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.nth(2)?;
+        let _root = fields.next()?;
+        (fields.next()? == want).then(|| device.to_string())
+    })
+}
+
+/// A path as the mount table writes it: space, tab, newline and backslash
+/// as octal escapes.
+fn escape_mount_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Raises the settings of the mount on `mountpoint`: read-ahead to
+/// `read_ahead_kb` KiB and the dirty share to `max_ratio` percent (0 for
+/// either leaves it as the kernel set it).
+pub fn raise(mountpoint: &Path, read_ahead_kb: u32, max_ratio: u32) {
+    if read_ahead_kb == 0 && max_ratio == 0 {
+        return;
+    }
+    let Some(device) = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|info| mounted_device(&info, mountpoint))
+    else {
+        log::debug!("bdi: {} not in the mount table", mountpoint.display());
+        return;
+    };
+    raise_knob(&device, "read_ahead_kb", read_ahead_kb);
+    raise_knob(&device, "max_ratio", max_ratio);
+}
+
+/// Sets `/sys/class/bdi/{device}/{name}` to `value` unless that is 0 or
+/// the knob already holds as much.
+fn raise_knob(device: &str, name: &str, value: u32) {
+    if value == 0 {
+        return;
+    }
+    let knob = format!("/sys/class/bdi/{device}/{name}");
+    let current = std::fs::read_to_string(&knob)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if current.is_some_and(|c| c >= value) {
+        return;
+    }
+    match std::fs::write(&knob, value.to_string()) {
+        Ok(()) => log::debug!("bdi {device}: {name} {current:?} -> {value}"),
+        Err(e) => log::debug!("bdi {device}: {name} left at {current:?}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_of_the_last_mount_on_a_path_is_found() {
+        let info = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+40 22 0:52 / /tmp/a\\040b rw,nosuid,nodev - fuse.fext /img rw,user_id=0
+41 22 0:53 / /tmp/c rw - fuse.fext /img2 rw
+42 41 0:54 / /tmp/c rw - fuse.fext /img3 rw
+";
+        assert_eq!(
+            mounted_device(info, Path::new("/tmp/a b")).as_deref(),
+            Some("0:52")
+        );
+        assert_eq!(
+            mounted_device(info, Path::new("/tmp/c")).as_deref(),
+            Some("0:54")
+        );
+        assert_eq!(mounted_device(info, Path::new("/tmp/d")), None);
+        assert_eq!(mounted_device("garbage\n\n", Path::new("/")), None);
+    }
+}
