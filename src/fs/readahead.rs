@@ -5,7 +5,10 @@
 //! their inodes in table order, and then each read in a stretch of the
 //! table, or the one after the last, starts reading that stretch and the
 //! next (each once per mount). Reads in no order (a listing in hash order)
-//! read their own block only; their caller may ask for those ahead.
+//! read their own block only; their caller may ask for those ahead. (The
+//! device widens every ask to aligned 128 KiB stretches of the image, see
+//! [`crate::device::PREFETCH_GRAIN`], so a stretch here that straddles
+//! two of those reads both.)
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
