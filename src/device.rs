@@ -18,10 +18,10 @@
 //! the device's whole read-ahead size (8 MiB on some virtual disks) around
 //! every cold block touched, so a lookup in a cold directory waited for
 //! megabytes. The file system asks ahead for what it knows it will read
-//! ([`Image::prefetch`], in aligned stretches of 128 KiB). File data is read through a second, read-only
-//! mapping with the kernel's usual read-around and read-ahead, which
-//! sequential reads and neighbouring small files profit from. Both share
-//! the file's page cache.
+//! ([`Image::prefetch`], in aligned stretches of 128 KiB). File data is
+//! read through a second, read-only mapping with the kernel's usual
+//! read-around and read-ahead, which sequential reads and neighbouring
+//! small files profit from. Both share the file's page cache.
 //!
 //! I/O errors met while *reading* the mapping (a failing device, an image
 //! file that shrank under the daemon) surface as SIGBUS: the mapping is

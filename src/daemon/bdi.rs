@@ -10,11 +10,12 @@
 //!   requests. Raised to `-o read_ahead_kb=` (1024 by default).
 //! - `max_ratio`: the share (percent) of the system's dirty page limit the
 //!   mount's page cache may hold. The kernel gives a FUSE mount 1% and a
-//!   strict limit, so a program writing through a shared mapping is made
-//!   to sleep as soon as about 1% is dirty, however fast fext takes the
-//!   pages. Raised to `-o bdi_max_ratio=` (10 by default). The limit stays
-//!   strict: the pages still go to fext from the first ones on, and a
-//!   stuck daemon still holds at most that share. See
+//!   strict limit, so a program writing through a shared mapping is
+//!   throttled once about 1% is dirty, however fast fext takes the pages.
+//!   Raised to `-o bdi_max_ratio=` (10 by default). The limit stays
+//!   strict: write-back of the mount still starts at its own threshold,
+//!   and if the daemon stops taking pages the mount still holds at most
+//!   that share of dirty memory. See
 //!   bench/results/NOTES-2026-11-23-session9.md for the measurements.
 
 use std::path::Path;
