@@ -68,6 +68,28 @@ fn prefetch_span(offset: u64, len: u64, size: usize) -> Option<(usize, usize)> {
     Some((first, last.min(size) - first))
 }
 
+/// The [`prefetch_span`]s of `ranges` in an image of `size` bytes, sorted,
+/// with overlapping and touching ones merged: `(start, len)` each.
+fn merged_prefetch_spans(
+    ranges: impl IntoIterator<Item = (u64, u64)>,
+    size: usize,
+) -> Vec<(usize, usize)> {
+    let mut spans: Vec<(usize, usize)> = ranges
+        .into_iter()
+        .filter_map(|(offset, len)| prefetch_span(offset, len, size))
+        .map(|(start, len)| (start, start + len))
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged.into_iter().map(|(s, e)| (s, e - s)).collect()
+}
+
 /// A memory-mapped image.
 pub struct Image {
     /// Declared first: unregistered before the file closes and the
@@ -177,13 +199,20 @@ impl Image {
     /// way in. The range is widened to the [`PREFETCH_GRAIN`] stretches it
     /// touches. Advisory: errors and ranges past the end are ignored.
     pub fn prefetch(&self, offset: u64, len: u64) {
-        let Some((start, len)) = prefetch_span(offset, len, self.bytes().len()) else {
-            return;
-        };
-        let _ = match &self.map {
-            Mapping::ReadOnly(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
-            Mapping::ReadWrite(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
-        };
+        self.prefetch_ranges([(offset, len)]);
+    }
+
+    /// [`Image::prefetch`] of several `(offset, len)` ranges at once: their
+    /// stretches are merged first, so ranges that share a stretch (the
+    /// inode table blocks of one listing, the runs of one directory) cost
+    /// one MADV_WILLNEED, not one each.
+    pub fn prefetch_ranges(&self, ranges: impl IntoIterator<Item = (u64, u64)>) {
+        for (start, len) in merged_prefetch_spans(ranges, self.bytes().len()) {
+            let _ = match &self.map {
+                Mapping::ReadOnly(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
+                Mapping::ReadWrite(m) => m.advise_range(memmap2::Advice::WillNeed, start, len),
+            };
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -358,5 +387,25 @@ mod tests {
             prefetch_span(9 * g as u64, u64::MAX, size),
             Some((9 * g, g + 4096))
         );
+    }
+
+    #[test]
+    fn prefetches_sharing_stretches_are_merged() {
+        let g = PREFETCH_GRAIN as u64;
+        let size = 10 * PREFETCH_GRAIN;
+        let ranges = [
+            (5 * g + 4096, 4096), // stretch 5
+            (g, 4096),            // stretch 1
+            (5 * g, 8192),        // stretch 5 again
+            (2 * g - 4096, 4096), // stretch 1, touching 2 below
+            (2 * g, 4096),        // stretch 2
+            (20 * g, 4096),       // outside the image
+        ];
+        let g = PREFETCH_GRAIN;
+        assert_eq!(
+            merged_prefetch_spans(ranges, size),
+            vec![(g, 2 * g), (5 * g, g)]
+        );
+        assert!(merged_prefetch_spans([], size).is_empty());
     }
 }

@@ -372,9 +372,10 @@ pub fn load_dir(vol: &Volume, st: &InodeState, map: &FileMap) -> FsResult<DirSta
         }
     };
     // A few large reads instead of a fault per block.
-    for (p, n) in map.physical_runs(0, u32::try_from(nblocks).unwrap_or(u32::MAX)) {
-        vol.prefetch_blocks(p, u64::from(n));
-    }
+    vol.prefetch_block_runs(
+        map.physical_runs(0, u32::try_from(nblocks).unwrap_or(u32::MAX))
+            .map(|(p, n)| (p, u64::from(n))),
+    );
     if st.inode.has_flag(INODE_INDEX_FL) && vol.feat.compat.contains(Compat::DIR_INDEX) {
         let geom = dx_geometry(vol);
         let root_blk = block_of(0)?

@@ -635,12 +635,14 @@ impl Volume {
         ))
     }
 
-    /// Starts reading blocks `first..first+count` into memory (see
-    /// [`Image::prefetch`]).
-    pub fn prefetch_blocks(&self, first: u64, count: u64) {
+    /// Starts reading the block runs `(first, count)` into memory, all in
+    /// one ask (see [`crate::device::Image::prefetch_ranges`]).
+    pub fn prefetch_block_runs(&self, runs: impl IntoIterator<Item = (u64, u64)>) {
         let bs = self.block_size() as u64;
-        self.img
-            .prefetch(first.saturating_mul(bs), count.saturating_mul(bs));
+        self.img.prefetch_ranges(
+            runs.into_iter()
+                .map(|(first, count)| (first.saturating_mul(bs), count.saturating_mul(bs))),
+        );
     }
 
     /// Reading inode `ino`: asks for the stretches of its group's inode
@@ -667,30 +669,22 @@ impl Volume {
         };
         let table_blocks = u64::from(self.geo.inode_table_blocks);
         let table = self.locs[g as usize].inode_table;
-        for (first, count) in ra.on_read(u64::from(idx) / per_block, table_blocks, used_blocks) {
-            self.prefetch_blocks(table + first, count);
-        }
+        let stretches = ra.on_read(u64::from(idx) / per_block, table_blocks, used_blocks);
+        self.prefetch_block_runs(
+            stretches
+                .into_iter()
+                .map(|(first, count)| (table + first, count)),
+        );
     }
 
     /// Starts reading the inode table blocks of `inos` (the inodes a reply
     /// is about to describe), all at once.
     pub fn prefetch_inodes(&self, inos: impl IntoIterator<Item = u32>) {
-        let mut blocks: Vec<u64> = inos
-            .into_iter()
-            .filter_map(|ino| self.inode_location(ino).ok())
-            .map(|(blk, _)| blk)
-            .collect();
-        blocks.sort_unstable();
-        blocks.dedup();
-        let mut i = 0;
-        while i < blocks.len() {
-            let mut n = 1;
-            while i + n < blocks.len() && blocks[i + n] == blocks[i] + n as u64 {
-                n += 1;
-            }
-            self.prefetch_blocks(blocks[i], n as u64);
-            i += n;
-        }
+        self.prefetch_block_runs(
+            inos.into_iter()
+                .filter_map(|ino| self.inode_location(ino).ok())
+                .map(|(blk, _)| (blk, 1)),
+        );
     }
 
     /// Whether the group of `ino` has never had its inode table written
