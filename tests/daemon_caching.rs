@@ -185,3 +185,53 @@ fn every_open_is_closed_and_unlinked_files_are_freed() {
         free_before.num("Free inodes") + 1
     );
 }
+
+/// A cold directory that one READDIRPLUS reply can describe comes with
+/// the attributes of all its entries (the daemon reads their inodes then,
+/// all at once), so a `stat` of each after the listing (`ls -l`, `du`,
+/// `grep -r`) looks up none of its names. A large one is listed without
+/// reading its inodes, and its names are looked up one by one.
+#[test]
+fn a_mid_sized_cold_directory_is_listed_with_its_attributes() {
+    if !require_root("a FUSE mount") {
+        return;
+    }
+    const MID: usize = 150;
+    const LARGE: usize = 1200;
+    let dir = TempDir::new("listing-attrs");
+    let img = dir.join("img");
+    make_fext_image(&img, 64 << 20, "ext4", Some(4096), "");
+    {
+        let m = FextMount::new(&img, "");
+        for (sub, n) in [("mid", MID), ("large", LARGE)] {
+            fs::create_dir(m.join(sub)).unwrap();
+            for i in 0..n {
+                fs::write(m.join(format!("{sub}/f{i:04}")), vec![b'x'; i % 97]).unwrap();
+            }
+        }
+        m.unmount();
+    }
+    fs::write("/proc/sys/vm/drop_caches", "3").ok();
+    let m = FextMount::new(&img, "stats");
+    for (sub, n) in [("mid", MID), ("large", LARGE)] {
+        // The whole listing first, then the stats, as `du` and `find` do.
+        let names: Vec<String> = fs::read_dir(m.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), n, "{sub}");
+        for name in names {
+            let i: usize = name[1..].parse().unwrap();
+            let md = fs::symlink_metadata(m.join(format!("{sub}/{name}"))).unwrap();
+            assert_eq!(md.size(), (i % 97) as u64, "{sub}/{name}");
+        }
+    }
+    let counts = request_counts(&m.unmount_with_log());
+    let lookups = counts.get("LOOKUP").copied().unwrap_or(0);
+    assert!(
+        (LARGE as u64..LARGE as u64 + 10).contains(&lookups),
+        "{lookups} LOOKUPs: the large directory's {LARGE} names and hardly \
+         any other (the mid-sized one's {MID} came with the listing): {counts:?}"
+    );
+    assert_e2fsck_clean(&img);
+}

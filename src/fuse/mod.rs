@@ -60,10 +60,16 @@ const FUSE_ROOT: u64 = 1;
 const EXT4_ROOT: u32 = 2;
 /// Largest write the kernel may send.
 pub const MAX_WRITE: u32 = 1 << 20;
-/// Entries asked of the core at a time while filling a READDIRPLUS reply
-/// (a reply holds what fits the kernel's buffer, 4 KiB to 128 KiB: 25 to
-/// 800 entries with attributes).
-const READDIRPLUS_CHUNK: usize = 64;
+/// Entries asked of the core at a time while filling a READDIRPLUS reply,
+/// and where a directory counts as large: one with fewer entries left
+/// than this is described whole, its cold inodes read all at once; in a
+/// larger one the reply ends before its first cold inode. A reply holds
+/// what fits the kernel's buffer, 4 KiB to 128 KiB, 25 to 800 entries
+/// with attributes; glibc's `readdir` asks for 32 KiB, about 190 entries.
+/// At 64, `du` after a cold `find` of the bench's 40,000-file tree looked
+/// up 27,122 names; at 256, 17,902, and took 17% less time, the `find`
+/// about 6% more (bench/results/NOTES-2026-11-23-session10.md).
+const READDIRPLUS_CHUNK: usize = 256;
 
 fn to_ext(ino: INodeNo) -> u32 {
     if ino.0 == FUSE_ROOT {
