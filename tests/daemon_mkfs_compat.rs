@@ -12,31 +12,23 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use common::pair::{no_mtime, Mkfs, Pair, PairConfig};
 use common::richtree::pattern;
 use common::*;
 
-/// One rich tree per test process (without the 50 MiB files: those are
-/// exercised by one configuration through `with_big_files`).
-fn source_tree(big: bool) -> &'static Path {
-    static SMALL: OnceLock<(TempDir, RichTree)> = OnceLock::new();
-    static BIG: OnceLock<(TempDir, RichTree)> = OnceLock::new();
-    let cell = if big { &BIG } else { &SMALL };
-    let (dir, _) = cell.get_or_init(|| {
-        let dir = TempDir::new("rich-src");
-        let tree = make_rich_tree_with(
-            dir.path(),
-            &RichTreeOpts {
-                big_files: big,
-                many_entries: 2000,
-                block_size: 1024,
-            },
-        );
-        (dir, tree)
-    });
-    dir.path()
+/// The source tree (without the 50 MiB files unless `big`).
+fn source_tree(big: bool) -> TempDir {
+    let dir = TempDir::new("rich-src");
+    make_rich_tree_with(
+        dir.path(),
+        &RichTreeOpts {
+            big_files: big,
+            many_entries: 2000,
+            block_size: 1024,
+        },
+    );
+    dir
 }
 
 fn workload(root: &Path, src: &Path) {
@@ -98,7 +90,8 @@ fn run(fs_type: &'static str, bs: u32, features: &'static str, big: bool) {
         fext_opts: String::new(),
         mkfs: Mkfs::System,
     };
-    let src = source_tree(big);
+    let src_dir = source_tree(big);
+    let src = src_dir.path();
     let Some(pair) = Pair::new(cfg) else { return };
     // The images really are what mke2fs makes by default.
     let d = dumpe2fs_h(&pair.fext_img);
