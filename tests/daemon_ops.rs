@@ -2024,6 +2024,21 @@ fn bdi_setting(path: &Path, name: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{knob}: {text:?}"))
 }
 
+/// What the block device holding `file` reads ahead (KiB), from sysfs:
+/// None on file systems without one (tmpfs).
+fn device_read_ahead_kb(file: &Path) -> Option<u64> {
+    let dev = meta(file).dev();
+    let dir = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    let queue = if Path::new(&dir).join("partition").exists() {
+        "../queue"
+    } else {
+        "queue"
+    };
+    fs::read_to_string(format!("{dir}/{queue}/read_ahead_kb"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
 /// Mount options and start-up: the default fsname is the image path,
 /// `fsname=` replaces it, `ro` refuses writes and changes no byte of the
 /// image, unknown options and unusable images are refused with a message,
@@ -2053,8 +2068,15 @@ fn mount_options_and_startup() {
         "{} FUSE threads",
         fuse_threads(m.pid())
     );
-    // The kernel's settings for the mount, raised from its 128 KiB and 1%.
-    assert_eq!(bdi_setting(m.path(), "read_ahead_kb"), 1024);
+    // The kernel's settings for the mount, raised from its 128 KiB and 1%:
+    // read-ahead to what the disk under the image reads ahead, at least
+    // fext's 1 MiB requests.
+    let disk_kb = device_read_ahead_kb(&img);
+    assert_eq!(
+        bdi_setting(m.path(), "read_ahead_kb"),
+        disk_kb.unwrap_or(0).max(1024),
+        "the image's disk reads ahead {disk_kb:?} KiB"
+    );
     assert_eq!(bdi_setting(m.path(), "max_ratio"), 10);
     m.unmount();
     // fsname= and tuning options.

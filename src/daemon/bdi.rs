@@ -7,7 +7,11 @@
 //!   whatever the daemon offers at FUSE_INIT (the kernel takes the smaller
 //!   of the two), so a cold sequential read, or a page fault in a mapped
 //!   file, would ask fext for 128 KiB at a time although it takes 1 MiB
-//!   requests. Raised to `-o read_ahead_kb=` (1024 by default).
+//!   requests. Raised to `-o read_ahead_kb=`, by default to what the block
+//!   device under the image reads ahead, and at least 1 MiB
+//!   ([`default_read_ahead_kb`]): the kernel's ext4 on that device would
+//!   read ahead as far. A larger read-ahead has the kernel send more 1 MiB
+//!   READs at once, which fext serves in parallel.
 //! - `max_ratio`: the share (percent) of the system's dirty page limit the
 //!   mount's page cache may hold. The kernel gives a FUSE mount 1% and a
 //!   strict limit, so a program writing through a shared mapping is
@@ -19,6 +23,45 @@
 //!   bench/results/NOTES-2026-11-23-session9.md for the measurements.
 
 use std::path::Path;
+
+use crate::fuse::MAX_WRITE;
+
+/// The read-ahead (KiB) for a mount of `image` when `-o read_ahead_kb=`
+/// does not say: what the block device holding the image (or the image, a
+/// block device) reads ahead, but at least one of fext's largest requests.
+/// On the bench's VM (a virtual disk reading 8 MiB ahead) that took a cold
+/// sequential read of 1 GiB from 989-1,364 MiB/s at 1 MiB to 1,629-1,817,
+/// and 20,000 random page faults of a mapped 256 MiB file from 0.28-0.31 s
+/// to 0.22-0.24 s (bench/results/NOTES-2026-11-23-session10.md).
+pub fn default_read_ahead_kb(image: &Path) -> u32 {
+    let request_kb = MAX_WRITE / 1024;
+    device_read_ahead_kb(image).map_or(request_kb, |kb| kb.max(request_kb))
+}
+
+/// `queue/read_ahead_kb` of the block device holding `image` (of `image`
+/// itself if it is one): None where there is none (tmpfs, overlayfs) or
+/// sysfs says nothing readable.
+fn device_read_ahead_kb(image: &Path) -> Option<u32> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(image).ok()?;
+    let dev = if meta.file_type().is_block_device() {
+        meta.rdev()
+    } else {
+        meta.dev()
+    };
+    let dir = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    // A partition has no queue of its own: its disk's is one level up.
+    let queue = if Path::new(&dir).join("partition").exists() {
+        "../queue"
+    } else {
+        "queue"
+    };
+    std::fs::read_to_string(format!("{dir}/{queue}/read_ahead_kb"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// The `major:minor` of the file system mounted on `mountpoint` (the last
 /// such mount), from /proc/self/mountinfo. Read there rather than with

@@ -192,7 +192,10 @@ fn serve(inv: &Invocation, ready: Option<&mut Option<std::fs::File>>) -> Result<
         }
     };
     notify.connect(session.notifier());
-    bdi::raise(&mountpoint, o.read_ahead_kb, o.bdi_max_ratio);
+    let read_ahead_kb = o
+        .read_ahead_kb
+        .unwrap_or_else(|| bdi::default_read_ahead_kb(&inv.image));
+    bdi::raise(&mountpoint, read_ahead_kb, o.bdi_max_ratio);
     let direct_mountpoint = match &unmounter {
         Unmounter::Direct(mp) => Some(mp.clone()),
         Unmounter::Fuser(_) => None,

@@ -24,8 +24,9 @@ pub struct DaemonOptions {
     pub threads: usize,
     /// Print the FUSE requests by opcode (count, time) at unmount.
     pub stats: bool,
-    /// The kernel's read-ahead for the mount, KiB (0: the kernel's own).
-    pub read_ahead_kb: u32,
+    /// The kernel's read-ahead for the mount, KiB (0: the kernel's own;
+    /// None: `daemon::bdi::default_read_ahead_kb`).
+    pub read_ahead_kb: Option<u32>,
     /// The mount's share of the system's dirty page limit, percent (0: the
     /// kernel's 1%); see `daemon::bdi`.
     pub bdi_max_ratio: u32,
@@ -47,8 +48,7 @@ impl Default for DaemonOptions {
             writeback_cache: false,
             threads: default_threads(),
             stats: false,
-            // The size of fext's requests (`fuse::MAX_WRITE`).
-            read_ahead_kb: 1024,
+            read_ahead_kb: None,
             bdi_max_ratio: 10,
         }
     }
@@ -127,7 +127,7 @@ pub fn parse_options(list: &[String]) -> Result<DaemonOptions, String> {
             ("writeback_cache", None) => o.writeback_cache = true,
             ("no_writeback_cache", None) => o.writeback_cache = false,
             ("stats", None) => o.stats = true,
-            ("read_ahead_kb", Some(v)) => o.read_ahead_kb = number(key, v)?,
+            ("read_ahead_kb", Some(v)) => o.read_ahead_kb = Some(number(key, v)?),
             ("bdi_max_ratio", Some(v)) => {
                 o.bdi_max_ratio = number(key, v)?;
                 if o.bdi_max_ratio > 100 {
