@@ -18,10 +18,10 @@
 //! the device's whole read-ahead size (8 MiB on some virtual disks) around
 //! every cold block touched, so a lookup in a cold directory waited for
 //! megabytes. The file system asks ahead for what it knows it will read
-//! ([`Image::prefetch`], in aligned stretches of 128 KiB). File data is
-//! read through a second, read-only mapping with the kernel's usual
-//! read-around and read-ahead, which sequential reads and neighbouring
-//! small files profit from. Both share the file's page cache.
+//! ([`Image::prefetch_ranges`], in aligned stretches of 128 KiB). File
+//! data is read through a second, read-only mapping with the kernel's
+//! usual read-around and read-ahead, which sequential reads and
+//! neighbouring small files profit from. Both share the file's page cache.
 //!
 //! I/O errors met while *reading* the mapping (a failing device, an image
 //! file that shrank under the daemon) surface as SIGBUS: the mapping is
@@ -43,7 +43,7 @@ enum Mapping {
     ReadWrite(MmapMut),
 }
 
-/// The alignment and least size of what [`Image::prefetch`] reads.
+/// The alignment and least size of what [`Image::prefetch_ranges`] reads.
 /// Metadata that is read together lies together (an inode table, the
 /// blocks of the directories made next to each other), but the asks come
 /// one directory or one table block at a time, each a read of its own
@@ -194,18 +194,13 @@ impl Image {
         checked_range(&self.data, offset, len)
     }
 
-    /// Starts reading `len` bytes at `offset` into the page cache without
-    /// waiting (MADV_WILLNEED), so the faults that follow find them on their
-    /// way in. The range is widened to the [`PREFETCH_GRAIN`] stretches it
-    /// touches. Advisory: errors and ranges past the end are ignored.
-    pub fn prefetch(&self, offset: u64, len: u64) {
-        self.prefetch_ranges([(offset, len)]);
-    }
-
-    /// [`Image::prefetch`] of several `(offset, len)` ranges at once: their
-    /// stretches are merged first, so ranges that share a stretch (the
-    /// inode table blocks of one listing, the runs of one directory) cost
-    /// one MADV_WILLNEED, not one each.
+    /// Starts reading the `(offset, len)` byte ranges `ranges` into the page
+    /// cache without waiting (MADV_WILLNEED), so the faults that follow
+    /// find them on their way in. Each range is widened to the
+    /// [`PREFETCH_GRAIN`] stretches it touches, and the stretches are
+    /// merged, so ranges that share one (the inode table blocks of one
+    /// listing, the runs of one directory) cost one MADV_WILLNEED, not one
+    /// each. Advisory: errors and ranges past the end are ignored.
     pub fn prefetch_ranges(&self, ranges: impl IntoIterator<Item = (u64, u64)>) {
         for (start, len) in merged_prefetch_spans(ranges, self.bytes().len()) {
             let _ = match &self.map {

@@ -19,16 +19,14 @@ use common::*;
 
 /// The source tree (without the 50 MiB files unless `big`).
 fn source_tree(big: bool) -> TempDir {
-    let dir = TempDir::new("rich-src");
-    make_rich_tree_with(
-        dir.path(),
+    temp_rich_tree(
+        "rich-src",
         &RichTreeOpts {
             big_files: big,
             many_entries: 2000,
             block_size: 1024,
         },
-    );
-    dir
+    )
 }
 
 fn workload(root: &Path, src: &Path) {

@@ -142,9 +142,8 @@ fn shell_tools_workload() {
     }
     let mut cfg = PairConfig::new("ext4", 4096);
     cfg.size = 512 << 20;
-    let src_dir = TempDir::new("tools-src");
-    make_rich_tree_with(
-        src_dir.path(),
+    let src_dir = temp_rich_tree(
+        "tools-src",
         &RichTreeOpts {
             big_files: false,
             many_entries: 500,

@@ -1,4 +1,4 @@
-//! `Image::prefetch` against the kernel's page cache: an image file is
+//! `Image::prefetch_ranges` against the kernel's page cache: an image file is
 //! written, dropped from the page cache, mapped, and one block of it asked
 //! for ahead; mincore(2) then shows which pages the kernel has taken in.
 //! The ask reads the whole aligned `PREFETCH_GRAIN` stretch around the
@@ -32,26 +32,38 @@ fn resident(bytes: &[u8]) -> Vec<bool> {
 }
 
 /// A file in the target directory, which lives on a disk file system
-/// (a tmpfs file is always in memory, and mincore could show nothing).
-fn scratch_file(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{name}-{}", std::process::id()))
+/// (a tmpfs file is always in memory, and mincore could show nothing);
+/// removed when dropped, also when the test fails.
+struct ScratchFile(PathBuf);
+
+impl ScratchFile {
+    fn new(name: &str) -> ScratchFile {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchFile(dir.join(format!("{name}-{}", std::process::id())))
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[test]
 fn a_prefetch_reads_the_whole_stretch_around_the_block_asked_for() {
-    let path = scratch_file("prefetch");
+    let scratch = ScratchFile::new("prefetch");
+    let path = &scratch.0;
     let len = 8 * PREFETCH_GRAIN;
     {
-        let mut f = File::create(&path).unwrap();
+        let mut f = File::create(path).unwrap();
         f.write_all(&vec![0x5a; len]).unwrap();
         f.sync_all().unwrap();
         // SAFETY: fadvise on a descriptor we own.
         let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         assert_eq!(r, 0);
     }
-    let img = Image::open(&path, false).unwrap();
+    let img = Image::open(path, false).unwrap();
     let before = resident(img.bytes());
     assert!(
         before.iter().all(|&r| !r),
@@ -64,7 +76,7 @@ fn a_prefetch_reads_the_whole_stretch_around_the_block_asked_for() {
 
     // One block in the middle of the fourth stretch.
     let stretch = 3 * PREFETCH_GRAIN;
-    img.prefetch((stretch + 5 * PAGE) as u64, PAGE as u64);
+    img.prefetch_ranges([((stretch + 5 * PAGE) as u64, PAGE as u64)]);
     let first = stretch / PAGE;
     let last = (stretch + PREFETCH_GRAIN) / PAGE;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -84,7 +96,4 @@ fn a_prefetch_reads_the_whole_stretch_around_the_block_asked_for() {
         outside.is_empty(),
         "pages read outside the stretch: {outside:?}"
     );
-
-    drop(img);
-    let _ = std::fs::remove_file(&path);
 }

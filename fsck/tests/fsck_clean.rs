@@ -18,16 +18,14 @@ use fsckutil::*;
 
 /// A small rich tree (no 50 MiB files) in a fresh temp dir.
 fn small_tree(block_size: u32) -> TempDir {
-    let dir = TempDir::new("fsck-tree");
-    make_rich_tree_with(
-        dir.path(),
+    temp_rich_tree(
+        "fsck-tree",
         &RichTreeOpts {
             big_files: false,
             many_entries: 2000,
             block_size,
         },
-    );
-    dir
+    )
 }
 
 /// Both checkers find `image` clean; the quick check says "clean"; `-fy`

@@ -21,9 +21,8 @@ const BG_CHECKSUM: u64 = 0x1E;
 /// The source tree: the rich tree (small) plus `frag`, a sparse file of 24
 /// separate 4 KiB pieces (an extent tree of depth 1 under ext4).
 fn tree(block_size: u32) -> TempDir {
-    let dir = TempDir::new("fsck-damage-tree");
-    make_rich_tree_with(
-        dir.path(),
+    let dir = temp_rich_tree(
+        "fsck-damage-tree",
         &RichTreeOpts {
             big_files: false,
             many_entries: 300,

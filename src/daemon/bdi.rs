@@ -34,8 +34,9 @@ use crate::fuse::MAX_WRITE;
 /// and 20,000 random page faults of a mapped 256 MiB file from 0.28-0.31 s
 /// to 0.22-0.24 s (bench/results/NOTES-2026-11-23-session10.md).
 pub fn default_read_ahead_kb(image: &Path) -> u32 {
-    let request_kb = MAX_WRITE / 1024;
-    device_read_ahead_kb(image).map_or(request_kb, |kb| kb.max(request_kb))
+    device_read_ahead_kb(image)
+        .unwrap_or(0)
+        .max(MAX_WRITE / 1024)
 }
 
 /// `queue/read_ahead_kb` of the block device holding `image` (of `image`

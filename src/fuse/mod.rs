@@ -797,8 +797,11 @@ impl Filesystem for FuseFs {
             if !large {
                 self.fs.prefetch_inodes(&cold);
             }
+            // `cold` keeps the listing's order: in a large directory the
+            // reply ends at the first of them, its first entry.
+            let stop_at = if large { cold.first().copied() } else { None };
             for e in entries {
-                let cold_here = large && cold.contains(&e.ino);
+                let cold_here = stop_at == Some(e.ino);
                 if cold_here && sent > 0 {
                     return reply.ok();
                 }

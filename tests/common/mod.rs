@@ -55,7 +55,7 @@ pub use e2fs::{
 };
 pub use fext_mount::{fext_bin, make_fext_image, mount_entry, FextMount};
 pub use mount::{is_root, kernel_mount_check, require_kernel_mount, require_root, KernelMount};
-pub use richtree::{make_rich_tree, make_rich_tree_with, RichTree, RichTreeOpts};
+pub use richtree::{make_rich_tree, make_rich_tree_with, temp_rich_tree, RichTree, RichTreeOpts};
 pub use tmp::{is_mountpoint, TempDir, TempImage};
 
 /// Path of a binary built from this workspace (e.g. `"mkfs.fext"`), for

@@ -50,6 +50,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::tmp::TempDir;
 use super::{is_root, xattr};
 
 /// What [`make_rich_tree_with`] makes.
@@ -96,6 +97,14 @@ pub const SPARSE_LEN: u64 = (37 << 20) + 4096;
 /// table). Needs about 51 MiB of disk.
 pub fn make_rich_tree(dir: &Path) -> RichTree {
     make_rich_tree_with(dir, &RichTreeOpts::default())
+}
+
+/// A fresh temp dir (named after `tag`) holding the rich tree, as `opts`
+/// says; removed when dropped.
+pub fn temp_rich_tree(tag: &str, opts: &RichTreeOpts) -> TempDir {
+    let dir = TempDir::new(tag);
+    make_rich_tree_with(dir.path(), opts);
+    dir
 }
 
 /// Fill the existing, empty `dir` with the rich tree, as `opts` says.
